@@ -1,0 +1,81 @@
+// The media runtime: RTP sessions sharded over media threads, each thread one libevent
+// loop with one shared 20 ms pacing timer. No thread per call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/log.h"
+#include "common/result.h"
+#include "media/dtmf.h"
+#include "media/g711.h"
+#include "media/prompt.h"
+
+namespace ivr::media {
+
+using SessionId = uint64_t;
+
+enum class Direction : uint8_t { sendrecv, sendonly, recvonly, inactive };  // our view
+
+// Where and how to send, as negotiated by SDP.
+struct RemoteMedia {
+  std::string address;  // IPv4 or IPv6 literal; "0.0.0.0" = hold (RFC 2543 style)
+  uint16_t port = 0;
+  Codec codec = Codec::pcmu;
+  uint8_t payload_type = 0;           // payload type of the codec (0 or 8)
+  int telephone_event_pt = -1;        // -1 when not negotiated
+  Direction direction = Direction::sendrecv;  // from OUR point of view
+};
+
+enum class PlaybackEnd : uint8_t { completed, stopped, failed };
+
+// Events leave the media threads through MediaEngine::Options::sink. The sink is called on
+// a media thread and must only hand the event over (queue + wake), never block.
+struct MediaEvent {
+  enum class Kind : uint8_t { dtmf, playback_finished, remote_latched, rtp_timeout } kind;
+  SessionId session = 0;
+  DtmfDigit dtmf{};              // kind == dtmf
+  uint64_t playback_id = 0;      // kind == playback_finished
+  PlaybackEnd playback_end = PlaybackEnd::completed;
+  std::string detail;            // latched address "ip:port", or a reason
+};
+
+struct MediaStats {
+  uint64_t packets_sent = 0, packets_received = 0, packets_dropped = 0;
+  uint64_t bad_packets = 0, foreign_packets = 0, late_ticks = 0;
+};
+
+class MediaEngine {
+ public:
+  struct Options {
+    std::string rtp_address = "127.0.0.1";
+    uint16_t port_min = 20000, port_max = 30000;  // even ports used for RTP, RTP+1 RTCP
+    unsigned threads = 1;
+    std::function<void(MediaEvent &&)> sink;
+    LoggerPtr logger;
+  };
+
+  static Result<std::unique_ptr<MediaEngine>> create(Options options);
+  virtual ~MediaEngine() = default;
+
+  // All methods below are thread-safe and never block on the media threads (they post).
+  // open_session binds the RTP (and RTCP) sockets synchronously so the port is known.
+  virtual Result<uint16_t> open_session(SessionId id) = 0;
+  // Starts or updates sending/receiving. Symmetric RTP: the session latches to the source
+  // address of the first valid RTP packet it receives and sends there from then on;
+  // packets from other sources are dropped and counted after latching.
+  virtual void set_remote(SessionId id, const RemoteMedia &remote) = 0;
+  // Plays prompt frames paced every 20 ms, replacing any current playback (which ends
+  // with PlaybackEnd::stopped). Silence (comfort frames) is sent when nothing plays.
+  virtual void play(SessionId id, std::shared_ptr<const Prompt> prompt, uint64_t playback_id) = 0;
+  virtual void stop_playback(SessionId id) = 0;
+  virtual void set_inband_dtmf(SessionId id, bool enabled) = 0;
+  virtual void close_session(SessionId id) = 0;
+
+  virtual MediaStats stats() const = 0;
+  virtual size_t session_count() const = 0;
+};
+
+}  // namespace ivr::media

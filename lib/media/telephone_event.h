@@ -1,0 +1,53 @@
+// RFC 4733 telephone-event decoding: one digit per event, however many packets carry it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+
+#include "common/result.h"
+#include "media/dtmf.h"
+#include "media/rtp_packet.h"
+
+namespace ivr::media {
+
+struct TelephoneEventPayload {
+  uint8_t event = 0;
+  bool end = false;
+  uint8_t volume = 0;
+  uint16_t duration = 0;  // in RTP timestamp units
+};
+
+// Rejects payloads shorter than 4 bytes. Extra bytes (redundancy per RFC 2198 is not
+// negotiated) are ignored.
+Result<TelephoneEventPayload> parse_telephone_event(std::span<const uint8_t> payload);
+
+// Feeds telephone-event RTP packets of one stream. An event is identified by its RTP
+// timestamp; it is reported once, when its first end packet arrives (the end packet is
+// normally sent three times) or, if no end packet ever comes, when a packet of a new event
+// arrives. Events outside 0..15 are not DTMF and are ignored (not reported).
+class TelephoneEventDecoder {
+ public:
+  explicit TelephoneEventDecoder(uint32_t clock_rate = 8000) : clock_rate_(clock_rate) {}
+
+  // Returns the digit completed by this packet, if any. A packet whose payload does not
+  // parse returns an Error (the caller logs it once and drops the packet).
+  Result<std::optional<DtmfDigit>> on_packet(const RtpPacket &packet);
+
+  // Reports an event still open (no end packet) if it has been silent for too long:
+  // call periodically with the current time in ms from any monotonic clock.
+  std::optional<DtmfDigit> on_tick(uint64_t now_ms);
+
+ private:
+  uint32_t clock_rate_;
+  bool open_ = false;          // an event has started and is not reported yet
+  bool have_last_ = false;     // last_ts_ is meaningful
+  uint32_t last_ts_ = 0;       // timestamp of the newest event seen (reported or not)
+  uint8_t open_event_ = 0;
+  uint16_t open_duration_ = 0;
+  uint64_t last_packet_ms_ = 0;
+  uint64_t now_hint_ms_ = 0;
+  friend struct TelephoneEventDecoderTestAccess;
+};
+
+}  // namespace ivr::media

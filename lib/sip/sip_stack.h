@@ -1,0 +1,93 @@
+// The SIP user agent for inbound calls, on Sofia-SIP's NUA.
+//
+// Threading: one SIP thread creates and owns the su_root and the NUA (su_root_threading(0)).
+// Events leave through Options::sink (called on the SIP thread; must only queue + wake).
+// Commands from other threads are marshalled into the SIP thread with su_msg; they are
+// fire-and-forget and never block. Sofia pointers never leave this module: dialogs are
+// named by DialogId.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "common/result.h"
+#include "media/dtmf.h"
+
+namespace ivr::sip {
+
+using DialogId = uint64_t;
+
+enum class Transport : uint8_t { udp, tcp, udp_tcp };
+
+struct SipHeader {
+  std::string name;   // as received, e.g. "X-Lead-Id"
+  std::string value;
+};
+
+enum class TerminationCause : uint8_t {
+  remote_bye,      // the caller sent BYE
+  remote_cancel,   // the caller sent CANCEL before we answered
+  local,           // we rejected or hung up
+  error,           // transaction timeout, transport error, no ACK...
+  shutdown,        // the stack is shutting down
+};
+
+struct SipEvent {
+  enum class Kind : uint8_t {
+    invite,      // new inbound call: all fields of the request are filled
+    reinvite,    // in-dialog INVITE: sdp filled (may be empty: offerless re-INVITE)
+    ack,         // ACK received for our 2xx: sdp filled when the ACK carries our answer
+    info_dtmf,   // a SIP INFO carrying DTMF (already answered 200 by the stack)
+    terminated,  // the dialog is over; no more events for it; the stack frees it
+  } kind;
+  DialogId dialog = 0;
+
+  // invite
+  std::string call_id, from, to, request_uri, contact, remote_signaling;  // "ip:port"
+  std::string from_user, to_user;        // user parts of From/To URIs
+  std::vector<SipHeader> headers;        // every header of the INVITE, in order
+  std::string sdp;                       // body when Content-Type is application/sdp
+  bool has_sdp = false;
+
+  media::DtmfDigit dtmf{};               // info_dtmf
+
+  TerminationCause cause = TerminationCause::local;  // terminated
+  int status = 0;                        // terminated: final SIP status involved, if any
+  std::string phrase;
+};
+
+struct SipOptions {
+  std::string address = "127.0.0.1";
+  uint16_t port = 5060;
+  Transport transport = Transport::udp;
+  std::string user_agent = "libivr";
+  std::function<void(SipEvent &&)> sink;
+  LoggerPtr logger;
+};
+
+class SipStack {
+ public:
+  // Starts the SIP thread and binds; returns once bound, or the bind error.
+  static Result<std::unique_ptr<SipStack>> start(SipOptions options);
+  virtual ~SipStack() = default;  // shuts down (blocking) if still running
+
+  // Thread-safe, non-blocking commands. Unknown or finished dialogs are ignored (logged at
+  // debug). Reason texts go into a Reason header where SIP allows one.
+  virtual void ringing(DialogId dialog) = 0;                           // 180 Ringing
+  virtual void answer(DialogId dialog, std::string sdp) = 0;           // 200 OK + SDP
+  virtual void reject(DialogId dialog, int status, std::string reason) = 0;  // 4xx-6xx
+  virtual void answer_reinvite(DialogId dialog, int status, std::string sdp) = 0;
+  virtual void hangup(DialogId dialog, std::string reason) = 0;        // BYE (or CANCEL-like
+                                                                       // 480 before answer)
+  // Blocking: ends every dialog (BYE/480 with reason), waits for nua_r_shutdown, stops the
+  // thread. Idempotent.
+  virtual void shutdown(std::string reason) = 0;
+
+  virtual uint16_t bound_port() const = 0;
+};
+
+}  // namespace ivr::sip
