@@ -1,0 +1,13 @@
+/*
+ * libivr: an embeddable IVR and call-routing engine. The one header to include.
+ * See docs/c-api.md for the conventions and a walk-through.
+ */
+#ifndef IVR_IVR_H
+#define IVR_IVR_H
+
+#include "ivr/common.h"
+#include "ivr/event.h"
+#include "ivr/engine.h"
+#include "ivr/call.h"
+
+#endif /* IVR_IVR_H */
