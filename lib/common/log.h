@@ -39,8 +39,8 @@ LoggerPtr make_stderr_logger(LogLevel level);
 
 }  // namespace ivr
 
-#define IVR_LOG(logger, lvl, sub, ...)                                     \
-  do {                                                                     \
-    if ((logger) && (logger)->enabled(::ivr::LogLevel::lvl))               \
-      (logger)->log(::ivr::LogLevel::lvl, sub, __VA_ARGS__);               \
+#define IVR_LOG(logger, lvl, sub, ...)                       \
+  do {                                                       \
+    if ((logger) && (logger)->enabled(::ivr::LogLevel::lvl)) \
+      (logger)->log(::ivr::LogLevel::lvl, sub, __VA_ARGS__); \
   } while (0)

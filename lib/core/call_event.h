@@ -1,0 +1,57 @@
+// Events the engine reports about calls; the C shim turns them into ivr_event.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "media/dtmf.h"
+
+namespace ivr::core {
+
+class Call;
+
+// Values match the public enums in ivr/event.h.
+enum class EventType : int {
+  call_started = 1,
+  call_answered = 2,
+  dtmf = 3,
+  prompt_finished = 4,
+  collect_done = 5,
+  call_ended = 6,
+  media_updated = 7
+};
+enum class PromptEnd : int { completed = 0, stopped = 1, barged_in = 2, failed = 3 };
+enum class CollectEnd : int {
+  max_digits = 0,
+  terminator = 1,
+  first_timeout = 2,
+  inter_timeout = 3,
+  cancelled = 4
+};
+enum class EndReason : int {
+  remote_hangup = 0,
+  remote_cancel = 1,
+  local_hangup = 2,
+  rejected = 3,
+  no_media = 4,
+  engine_stop = 5,
+  error = 6
+};
+
+struct CallEvent {
+  EventType type = EventType::call_started;
+  std::shared_ptr<Call> call;
+  media::DtmfDigit dtmf{};
+  std::string prompt;
+  PromptEnd prompt_end = PromptEnd::completed;
+  std::string digits;
+  CollectEnd collect_end = CollectEnd::max_digits;
+  media::DtmfSource digits_source = media::DtmfSource::rfc4733;
+  EndReason end_reason = EndReason::local_hangup;
+  int sip_code = 0;
+  std::string reason;
+  bool on_hold = false;
+};
+
+}  // namespace ivr::core

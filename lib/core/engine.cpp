@@ -1,0 +1,174 @@
+#include "core/engine.h"
+
+namespace ivr::core {
+
+Engine::Engine(EngineOptions options)
+    : options_(std::move(options)), prompts_(options_.prompt_dir) {}
+
+Engine::~Engine() {
+  stop("engine freed");
+}
+
+Status Engine::start() {
+  if (started_) return Error{Errc::bad_state, "engine already started"};
+  auto loop = EventLoop::create();
+  if (!loop) return loop.error();
+  loop_ = std::move(*loop);
+  worker_ = std::make_unique<BlockingWorker>();
+
+  // Decoding every prompt up front keeps first plays off the worker; a bad file is not
+  // fatal: calls that ask for it get PROMPT_FINISHED failed.
+  std::vector<Error> errors;
+  size_t loaded = prompts_.preload_all(&errors);
+  for (const auto &e : errors) IVR_LOG(options_.logger, warn, "prompt", "%s", e.message.c_str());
+  IVR_LOG(options_.logger, info, "prompt", "%zu prompts loaded from %s", loaded,
+          prompts_.directory().c_str());
+
+  auto media_options = options_.media;
+  media_options.logger = options_.logger;
+  media_options.sink = [this](media::MediaEvent &&event) {
+    loop_->post([this, event = std::move(event)]() mutable { on_media_event(event); });
+  };
+  auto media = media::MediaEngine::create(std::move(media_options));
+  if (!media) {
+    loop_.reset();
+    worker_.reset();
+    return Error{Errc::media, media.error().message};
+  }
+  media_ = std::move(*media);
+  loop_->start();
+
+  auto sip_options = options_.sip;
+  sip_options.logger = options_.logger;
+  sip_options.sink = [this](sip::SipEvent &&event) {
+    loop_->post([this, event = std::move(event)]() mutable { on_sip_event(event); });
+  };
+  auto sip = sip::SipStack::start(std::move(sip_options));
+  if (!sip) {
+    loop_->stop();
+    media_.reset();
+    worker_.reset();
+    loop_.reset();
+    return Error{Errc::sip, sip.error().message};
+  }
+  sip_ = std::move(*sip);
+  sip_port_ = sip_->bound_port();
+  started_ = true;
+  IVR_LOG(options_.logger, info, "engine", "listening on sip:%s:%u", options_.sip.address.c_str(),
+          static_cast<unsigned>(sip_port_.load()));
+  return {};
+}
+
+void Engine::stop(const std::string &reason) {
+  if (!started_ || stopped_) return;
+  stopped_ = true;
+  // The SIP thread ends every dialog; their terminated events reach the loop and become
+  // CALL_ENDED events while we wait here.
+  sip_->shutdown(reason);
+  // Calls whose dialog vanished without a terminated event still get their CALL_ENDED.
+  (void)run_on_engine([this, &reason] {
+    auto calls = calls_;
+    for (auto &[id, call] : calls) call->force_end(EndReason::engine_stop, reason);
+    return Status{};
+  });
+  loop_->stop();
+  sip_.reset();
+  worker_.reset();
+  media_.reset();
+  IVR_LOG(options_.logger, info, "engine", "stopped (%s)", reason.c_str());
+}
+
+Status Engine::run_on_engine(const std::function<Status()> &fn) {
+  if (!loop_) return Error{Errc::bad_state, "engine not started"};
+  if (loop_->in_loop_thread()) return fn();
+  std::promise<Status> done;
+  auto result = done.get_future();
+  if (!loop_->post([&] { done.set_value(fn()); })) return Error{Errc::gone, "engine stopped"};
+  return result.get();
+}
+
+void Engine::emit(CallEvent event) {
+  // Events raised while the host is inside a callback (a play replacing a play, ...) are
+  // queued and delivered after it returns: callbacks never nest.
+  pending_.push_back(std::move(event));
+  if (dispatching_) return;
+  dispatching_ = true;
+  while (!pending_.empty()) {
+    CallEvent next = std::move(pending_.front());
+    pending_.pop_front();
+    if (sink_) sink_(next);
+  }
+  dispatching_ = false;
+}
+
+void Engine::remove_call(sip::DialogId id) {
+  if (calls_.erase(id)) call_count_.fetch_sub(1);
+}
+
+std::shared_ptr<Call> Engine::find(uint64_t id) {
+  auto it = calls_.find(id);
+  return it == calls_.end() ? nullptr : it->second;
+}
+
+void Engine::on_sip_event(sip::SipEvent &event) {
+  using Kind = sip::SipEvent::Kind;
+  if (event.kind == Kind::invite) {
+    CallFacts facts{std::move(event.call_id), std::move(event.from),
+                    std::move(event.to),      std::move(event.from_user),
+                    std::move(event.to_user), std::move(event.request_uri),
+                    std::move(event.contact), std::move(event.remote_signaling),
+                    std::move(event.headers)};
+    auto call = std::make_shared<Call>(*this, event.dialog, std::move(facts));
+    calls_[event.dialog] = call;
+    call_count_.fetch_add(1);
+    IVR_LOG(options_.logger, info, "call", "call %s from %s to %s", call->facts().call_id.c_str(),
+            call->facts().from_user.c_str(), call->facts().to_user.c_str());
+    call->set_offer(event.has_sdp ? std::optional<std::string>(std::move(event.sdp))
+                                  : std::nullopt);
+    CallEvent started;
+    started.type = EventType::call_started;
+    started.call = call;
+    emit(std::move(started));
+    call->after_started();
+    return;
+  }
+  auto call = find(event.dialog);
+  if (!call) return;  // a dialog we already finished
+  switch (event.kind) {
+    case Kind::reinvite:
+      call->on_reinvite(event);
+      break;
+    case Kind::ack:
+      call->on_ack(event);
+      break;
+    case Kind::info_dtmf:
+      call->on_dtmf(event.dtmf);
+      break;
+    case Kind::terminated:
+      call->on_terminated(event);
+      break;
+    case Kind::invite:
+      break;
+  }
+}
+
+void Engine::on_media_event(media::MediaEvent &event) {
+  auto call = find(event.session);
+  if (!call) return;
+  using Kind = media::MediaEvent::Kind;
+  switch (event.kind) {
+    case Kind::dtmf:
+      call->on_dtmf(event.dtmf);
+      break;
+    case Kind::playback_finished:
+      call->on_playback_finished(event.playback_id, event.playback_end);
+      break;
+    case Kind::remote_latched:
+      call->on_latched(event.detail);
+      break;
+    case Kind::rtp_timeout:
+      break;
+  }
+}
+
+}  // namespace ivr::core

@@ -1,0 +1,84 @@
+// The engine: owns the engine loop, the SIP stack, the media engine and every call.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/log.h"
+#include "common/result.h"
+#include "core/blocking_worker.h"
+#include "core/call.h"
+#include "core/call_event.h"
+#include "core/event_loop.h"
+#include "media/media_engine.h"
+#include "media/prompt.h"
+#include "sip/sip_stack.h"
+
+namespace ivr::core {
+
+struct EngineOptions {
+  sip::SipOptions sip;  // sink and logger are filled by the engine
+  media::MediaEngine::Options media;
+  std::string prompt_dir = ".";
+  LoggerPtr logger;
+};
+
+class Engine {
+ public:
+  using EventSink = std::function<void(const CallEvent &)>;
+
+  explicit Engine(EngineOptions options);
+  ~Engine();
+  Engine(const Engine &) = delete;
+  Engine &operator=(const Engine &) = delete;
+
+  void set_event_sink(EventSink sink) { sink_ = std::move(sink); }  // before start
+  Status start();
+  void stop(const std::string &reason);  // blocking, idempotent; not on the engine thread
+  bool started() const { return started_; }
+  uint16_t sip_port() const { return sip_port_.load(); }
+  int call_count() const { return call_count_.load(); }
+  bool in_engine_thread() const { return loop_ && loop_->in_loop_thread(); }
+
+  // Runs fn on the engine thread: at once when already there, else posted while the
+  // caller waits for the result. Errc::gone once the engine is stopped.
+  Status run_on_engine(const std::function<Status()> &fn);
+
+  // ---- for Call (engine thread) ----
+  sip::SipStack &sip() { return *sip_; }
+  media::MediaEngine &media() { return *media_; }
+  media::PromptCache &prompts() { return prompts_; }
+  BlockingWorker &worker() { return *worker_; }
+  EventLoop &loop() { return *loop_; }
+  const LoggerPtr &logger() const { return options_.logger; }
+  const std::string &rtp_address() const { return options_.media.rtp_address; }
+  void emit(CallEvent event);
+  void remove_call(sip::DialogId id);
+
+ private:
+  void on_sip_event(sip::SipEvent &event);
+  void on_media_event(media::MediaEvent &event);
+  std::shared_ptr<Call> find(uint64_t id);
+
+  EngineOptions options_;
+  EventSink sink_;
+  media::PromptCache prompts_;
+  std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<BlockingWorker> worker_;
+  std::unique_ptr<media::MediaEngine> media_;
+  std::unique_ptr<sip::SipStack> sip_;
+  std::map<uint64_t, std::shared_ptr<Call>> calls_;  // engine thread only
+  std::atomic<int> call_count_{0};
+  std::atomic<uint16_t> sip_port_{0};
+  std::deque<CallEvent> pending_;  // events raised during a callback
+  bool dispatching_ = false;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace ivr::core
