@@ -19,4 +19,8 @@ constexpr char dtmf_event_to_digit(unsigned event) {
   return event < 16 ? table[event] : 0;
 }
 
+constexpr bool is_dtmf_digit(char c) {
+  return (c >= '0' && c <= '9') || c == '*' || c == '#' || (c >= 'A' && c <= 'D');
+}
+
 }  // namespace ivr::media

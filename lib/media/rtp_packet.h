@@ -19,15 +19,16 @@ struct RtpPacket {
 };
 
 // Rejects: shorter than 12 bytes, version != 2, CSRC list or header extension running past
-// the end, bad padding length. RTCP (payload types 72..76 with marker bit, i.e. second byte
-// 200..204) is rejected with Errc::unsupported so callers can tell it apart.
+// the end, bad padding length. RTCP by the RFC 5761 rule (second byte 192..223, i.e. marker
+// bit with payload types 64..95) is rejected with Errc::unsupported so callers can tell it
+// apart.
 Result<RtpPacket> parse_rtp(std::span<const uint8_t> datagram);
 
 // True when the datagram looks like RTCP (RFC 5761 demultiplexing rule).
 bool looks_like_rtcp(std::span<const uint8_t> datagram);
 
-// Writes a 12-byte header plus payload into out; returns bytes written or 0 when out is
-// too small.
+// Writes a 12-byte header plus payload into out; returns bytes written, or 0 when out is
+// too small or payload_type does not fit in 7 bits.
 size_t build_rtp(const RtpPacket &packet, std::span<uint8_t> out);
 
 }  // namespace ivr::media
