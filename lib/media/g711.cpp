@@ -53,7 +53,9 @@ uint8_t linear_to_ulaw(int16_t sample) {
   return static_cast<uint8_t>(code);
 }
 
-int16_t ulaw_to_linear(uint8_t code) { return kUlawTable[code]; }
+int16_t ulaw_to_linear(uint8_t code) {
+  return kUlawTable[code];
+}
 
 uint8_t linear_to_alaw(int16_t sample) {
   const int x = sample;
@@ -66,7 +68,9 @@ uint8_t linear_to_alaw(int16_t sample) {
   return static_cast<uint8_t>(ix ^ 0x55);
 }
 
-int16_t alaw_to_linear(uint8_t code) { return kAlawTable[code]; }
+int16_t alaw_to_linear(uint8_t code) {
+  return kAlawTable[code];
+}
 
 void encode(Codec codec, std::span<const int16_t> in, std::span<uint8_t> out) {
   const size_t n = in.size() < out.size() ? in.size() : out.size();

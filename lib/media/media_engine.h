@@ -1,5 +1,5 @@
 // The media runtime: RTP sessions sharded over media threads, each thread one libevent
-// loop with one shared 20 ms pacing timer. No thread per call.
+// loop with one shared pacing timer (10 ms tick, 20 ms frames). No thread per call.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +12,7 @@
 #include "media/dtmf.h"
 #include "media/g711.h"
 #include "media/prompt.h"
+#include "media/rtp_packet.h"
 
 namespace ivr::media {
 
@@ -24,8 +25,8 @@ struct RemoteMedia {
   std::string address;  // IPv4 or IPv6 literal; "0.0.0.0" = hold (RFC 2543 style)
   uint16_t port = 0;
   Codec codec = Codec::pcmu;
-  uint8_t payload_type = 0;           // payload type of the codec (0 or 8)
-  int telephone_event_pt = -1;        // -1 when not negotiated
+  uint8_t payload_type = 0;                   // payload type of the codec (0 or 8)
+  int telephone_event_pt = -1;                // -1 when not negotiated
   Direction direction = Direction::sendrecv;  // from OUR point of view
 };
 
@@ -36,15 +37,20 @@ enum class PlaybackEnd : uint8_t { completed, stopped, failed };
 struct MediaEvent {
   enum class Kind : uint8_t { dtmf, playback_finished, remote_latched, rtp_timeout } kind;
   SessionId session = 0;
-  DtmfDigit dtmf{};              // kind == dtmf
-  uint64_t playback_id = 0;      // kind == playback_finished
+  DtmfDigit dtmf{};          // kind == dtmf
+  uint64_t playback_id = 0;  // kind == playback_finished
   PlaybackEnd playback_end = PlaybackEnd::completed;
-  std::string detail;            // latched address "ip:port", or a reason
+  std::string detail;  // latched address "ip:port" ("[v6]:port"), or a reason
 };
 
+// packets_received counts every datagram read on an RTP port; of those, bad_packets did not
+// parse, foreign_packets came from another source than the latched one, packets_dropped had
+// an unexpected payload type or arrived before set_remote (send failures count there too).
+// late_ticks counts resyncs after a stall of more than 100 ms.
 struct MediaStats {
   uint64_t packets_sent = 0, packets_received = 0, packets_dropped = 0;
   uint64_t bad_packets = 0, foreign_packets = 0, late_ticks = 0;
+  uint64_t rtcp_packets = 0;  // RTCP read on RTP+1 or multiplexed on the RTP port (not parsed)
 };
 
 class MediaEngine {
@@ -55,9 +61,15 @@ class MediaEngine {
     unsigned threads = 1;
     std::function<void(MediaEvent &&)> sink;
     LoggerPtr logger;
+    // Optional: sees every RTP packet a session accepts (after latching and payload-type
+    // checks), on the media thread; the payload is valid during the call only. For tests and
+    // future recording; must not block.
+    std::function<void(SessionId, const RtpPacket &)> packet_tap;
   };
 
   static Result<std::unique_ptr<MediaEngine>> create(Options options);
+  // Stops and joins the media threads, then closes every socket. Must not race with calls to
+  // the methods below; the sink and packet_tap are not called once it returns.
   virtual ~MediaEngine() = default;
 
   // All methods below are thread-safe and never block on the media threads (they post).

@@ -8,7 +8,9 @@ namespace {
 
 constexpr size_t kFixedHeader = 12;
 
-uint16_t read16(const uint8_t *p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+uint16_t read16(const uint8_t *p) {
+  return static_cast<uint16_t>((p[0] << 8) | p[1]);
+}
 uint32_t read32(const uint8_t *p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
@@ -27,7 +29,9 @@ void write32(uint8_t *p, uint32_t v) {
 // its packet type (192..223 in practice: SR 200, RR 201, SDES 202, BYE 203, APP 204,
 // feedback 205/206, XR 207 ...), which as RTP would be marker=1 and payload type 64..95,
 // a range RTP must then not use.
-bool rtcp_second_byte(uint8_t b) { return b >= 192 && b <= 223; }
+bool rtcp_second_byte(uint8_t b) {
+  return b >= 192 && b <= 223;
+}
 
 }  // namespace
 
