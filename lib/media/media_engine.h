@@ -25,7 +25,7 @@ struct RemoteMedia {
   std::string address;  // IPv4 or IPv6 literal; "0.0.0.0" = hold (RFC 2543 style)
   uint16_t port = 0;
   Codec codec = Codec::pcmu;
-  uint8_t payload_type = 0;                   // payload type of the codec (0 or 8)
+  uint8_t payload_type = 0;                   // as negotiated: 0, 8 or a dynamic 96..127
   int telephone_event_pt = -1;                // -1 when not negotiated
   Direction direction = Direction::sendrecv;  // from OUR point of view
 };

@@ -24,9 +24,11 @@ struct Negotiated {
   int remote_ptime = 20;
 };
 
-// Errors: Errc::parse (not SDP, message says what), Errc::unsupported (no usable audio
-// stream: no m=audio, port 0, no connection address, or no common codec -> caller replies
-// 488). The first accepted audio stream is used; other streams are declined in the answer.
+// Errors: Errc::parse (not SDP, or an audio stream without a c= address: the message names
+// the line), Errc::unsupported (no usable audio stream: no m=audio, port 0, a host name or
+// multicast address, or no common codec -> the caller replies 488). The codec is the first
+// of the offer's m-line order that caps allow (RFC 3264); a dynamic payload type mapped to
+// PCMU/PCMA is kept. The first accepted audio stream is used; others are declined.
 Result<Negotiated> negotiate_offer(std::string_view offer_sdp, const LocalMediaCaps &caps);
 
 // Builds the answer to an offer that negotiate_offer accepted. Keeps the m-line order of

@@ -62,9 +62,12 @@ struct SipEvent {
 
 struct SipOptions {
   std::string address = "127.0.0.1";
-  uint16_t port = 5060;
+  uint16_t port = 5060;  // 0: a free port, see bound_port() (udp_tcp: the same for both)
   Transport transport = Transport::udp;
   std::string user_agent = "libivr";
+  // SIP timer 64*T1: how long an answered INVITE waits for its ACK and a BYE for its answer
+  // before the dialog ends with TerminationCause::error. 0: RFC 3261's 32 s.
+  uint32_t transaction_timeout_ms = 0;
   std::function<void(SipEvent &&)> sink;
   LoggerPtr logger;
 };

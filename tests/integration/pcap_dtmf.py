@@ -111,6 +111,90 @@ def build_dtmf_rtp(digits: str, *, pt_audio: int = 0, pt_event: int = 101,
     return out
 
 
+DTMF_FREQS = {
+    "1": (697, 1209), "2": (697, 1336), "3": (697, 1477), "A": (697, 1633),
+    "4": (770, 1209), "5": (770, 1336), "6": (770, 1477), "B": (770, 1633),
+    "7": (852, 1209), "8": (852, 1336), "9": (852, 1477), "C": (852, 1633),
+    "*": (941, 1209), "0": (941, 1336), "#": (941, 1477), "D": (941, 1633),
+}
+
+
+def linear_to_ulaw(sample: int) -> int:
+    """G.711 mu-law encoding of a 16-bit linear sample."""
+    BIAS, CLIP = 0x84, 32635
+    sign = 0x80 if sample < 0 else 0
+    if sample < 0:
+        sample = -sample
+    sample = min(sample, CLIP) + BIAS
+    exponent, mask = 7, 0x4000
+    while exponent > 0 and not (sample & mask):
+        exponent -= 1
+        mask >>= 1
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return (~(sign | (exponent << 4) | mantissa)) & 0xFF
+
+
+def ulaw_to_linear(u: int) -> int:
+    u = ~u & 0xFF
+    t = ((u & 0x0F) << 3) + 0x84
+    t <<= (u & 0x70) >> 4
+    return (0x84 - t) if (u & 0x80) else (t - 0x84)
+
+
+def build_inband_rtp(digits: str, *, pt_audio: int = 0, ssrc: int = 0x49565232,
+                     seq0: int = 777, ts0: int = 8000, lead_ms: int = 200,
+                     tone_ms: int = 120, gap_ms: int = 300, tail_ms: int = 200,
+                     amplitude: float = 6000.0):
+    """PCMU RTP carrying DTMF as audio tones (for ivr-hello --inband).
+    amplitude is per tone in 16-bit linear units (6000 is about -8.7 dBm0 each)."""
+    import math
+    samples: list[int] = [0] * (lead_ms * 8)
+    for ch in digits:
+        lo, hi = DTMF_FREQS[ch.upper()]
+        n = tone_ms * 8
+        samples += [int(amplitude * (math.sin(2 * math.pi * lo * i / 8000) +
+                                     math.sin(2 * math.pi * hi * i / 8000))) for i in range(n)]
+        samples += [0] * (gap_ms * 8)
+    samples += [0] * (tail_ms * 8)
+    samples += [0] * (-len(samples) % 160)
+    out = []
+    for k in range(len(samples) // 160):
+        frame = bytes(linear_to_ulaw(s) for s in samples[k * 160:(k + 1) * 160])
+        out.append((k * 0.020, rtp_packet(pt_audio, seq0 + k, ts0 + 160 * k, ssrc, frame,
+                                          marker=(k == 0))))
+    return out
+
+
+def goertzel_digits(samples, frame: int = 160) -> str:
+    """A plain Goertzel DTMF detector (for self-checks of build_inband_rtp):
+    one digit per run of frames where one row and one column tone dominate."""
+    import math
+    rows, cols = (697, 770, 852, 941), (1209, 1336, 1477, 1633)
+    keys = {v: k for k, v in DTMF_FREQS.items()}
+
+    def power(block, f):
+        c = 2 * math.cos(2 * math.pi * f / 8000)
+        s1 = s2 = 0.0
+        for x in block:
+            s1, s2 = x + c * s1 - s2, s1
+        return s1 * s1 + s2 * s2 - c * s1 * s2
+
+    out, prev = [], None
+    for k in range(0, len(samples) - frame + 1, frame):
+        block = samples[k:k + frame]
+        energy = sum(x * x for x in block) * frame / 2 or 1.0
+        pr = [power(block, f) for f in rows]
+        pc = [power(block, f) for f in cols]
+        r, c = max(range(4), key=pr.__getitem__), max(range(4), key=pc.__getitem__)
+        hit = None
+        if pr[r] + pc[c] > 0.5 * energy and pr[r] > 1e6 and pc[c] > 1e6:
+            hit = keys[(rows[r], cols[c])]
+        if hit and hit != prev:
+            out.append(hit)
+        prev = hit
+    return "".join(out)
+
+
 def write_pcap(path: str, packets, *, src=("10.1.1.1", 40000),
                dst=("10.1.1.2", 50000), start: float = 1700000000.0) -> None:
     """packets: [(time_seconds, udp_payload)] all to the same destination port."""
