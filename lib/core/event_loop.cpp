@@ -39,7 +39,10 @@ void EventLoop::stop() {
     accepting_ = false;
   }
   if (thread_.joinable()) {
-    event_base_loopbreak(base_);
+    // Break from inside the loop: a loopbreak issued before the thread has entered
+    // event_base_loop would be cleared by it and lost. An activated event waits for it.
+    stop_requested_ = true;
+    event_active(wake_, EV_READ, 0);
     thread_.join();
   } else {
     drain();
@@ -62,7 +65,9 @@ bool EventLoop::post(std::function<void()> task) {
 }
 
 void EventLoop::on_wake(int, short, void *self) {
-  static_cast<EventLoop *>(self)->drain();
+  auto *loop = static_cast<EventLoop *>(self);
+  loop->drain();
+  if (loop->stop_requested_) event_base_loopbreak(loop->base_);
 }
 
 void EventLoop::drain() {

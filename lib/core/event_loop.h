@@ -49,6 +49,7 @@ class EventLoop {
   std::vector<std::function<void()>> queue_;
   bool accepting_ = true;  // guarded by mutex_
   bool wake_pending_ = false;
+  std::atomic<bool> stop_requested_{false};
 };
 
 // A one-shot timer on a loop; loop thread only. Destroying it cancels it.

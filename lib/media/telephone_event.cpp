@@ -52,6 +52,17 @@ Result<std::optional<DtmfDigit>> TelephoneEventDecoder::on_packet(const RtpPacke
   std::optional<DtmfDigit> out = backlog_;
   backlog_.reset();
 
+  // Events that are not DTMF (tones, flash, garbage codes) never touch the digit state: a
+  // bogus packet must not end a real digit early and have its remaining packets reported
+  // as a second digit.
+  if (dtmf_event_to_digit(ev.event) == 0) return out;
+  if (have_ssrc_ && packet.ssrc != ssrc_) {
+    if (open_) return out;  // a digit of the followed stream is in progress: not ours
+    have_last_ = false;     // a new stream (e.g. after a re-INVITE): its own timestamps
+  }
+  have_ssrc_ = true;
+  ssrc_ = packet.ssrc;
+
   const uint32_t ts = packet.timestamp;
   if (have_last_ && ts == last_ts_) {
     if (!open_) return out;  // retransmission of an event already reported or ignored
@@ -75,7 +86,6 @@ Result<std::optional<DtmfDigit>> TelephoneEventDecoder::on_packet(const RtpPacke
   if (open_) emit(close_open(), out);
   have_last_ = true;
   last_ts_ = ts;
-  if (dtmf_event_to_digit(ev.event) == 0) return out;  // not DTMF (e.g. a tone event)
 
   open_ = true;
   open_event_ = ev.event;

@@ -46,6 +46,8 @@ class TelephoneEventDecoder {
   uint32_t clock_rate_;
   bool open_ = false;       // an event has started and is not reported yet
   bool have_last_ = false;  // last_ts_ is meaningful
+  bool have_ssrc_ = false;  // ssrc_ is the stream the decoder follows
+  uint32_t ssrc_ = 0;
   uint32_t last_ts_ = 0;    // timestamp of the newest event seen (reported or not)
   uint8_t open_event_ = 0;
   uint16_t open_duration_ = 0;

@@ -268,12 +268,17 @@ TEST_CASE("rfc4733: events above 15 are not DTMF and are ignored") {
   CHECK_FALSE(dec.on_tick(0).has_value());
   CHECK_FALSE(dec.on_tick(100000).has_value());
 
-  // A non-DTMF event still ends an open digit.
+  // A non-DTMF event does not end an open digit (a bogus packet could otherwise split a
+  // digit in two); the digit ends with its own end packet.
   TelephoneEventDecoder dec2;
   EventPacket open(0, false, 160, 100);
   EventPacket tone(16, false, 160, 900);
+  EventPacket end(0, true, 320, 100);
   REQUIRE(dec2.on_packet(open.rtp).ok());
   auto r = dec2.on_packet(tone.rtp);
+  REQUIRE(r.ok());
+  CHECK_FALSE(r->has_value());
+  r = dec2.on_packet(end.rtp);
   REQUIRE(r.ok());
   REQUIRE(r->has_value());
   CHECK((*r)->digit == '0');
@@ -299,4 +304,36 @@ TEST_CASE("rfc4733: a short payload is an error and does not disturb the state")
   REQUIRE(e->has_value());
   CHECK((*e)->digit == '6');
   CHECK((*e)->duration_ms == 60);
+}
+
+TEST_CASE("bogus non-DTMF events inside a digit do not split it") {
+  TelephoneEventDecoder dec;
+  auto packets = digit_packets(2, 1000, 800);
+  std::vector<EventPacket> mixed;
+  for (size_t i = 0; i < packets.size(); ++i) {
+    mixed.push_back(packets[i]);
+    if (i == 1) {  // garbage codes on fresh timestamps, as a hostile peer might send
+      mixed.emplace_back(200, false, 160, 777777);
+      mixed.emplace_back(255, true, 160, 888888);
+    }
+  }
+  std::vector<uint32_t> durations;
+  CHECK(feed(dec, mixed, &durations) == "2");
+  REQUIRE(durations.size() == 1);
+  CHECK(durations[0] == 100);
+}
+
+TEST_CASE("another SSRC is ignored while a digit is open, followed once it is done") {
+  TelephoneEventDecoder dec;
+  auto first = digit_packets(5, 1000, 480);
+  std::vector<EventPacket> mixed(first.begin(), first.begin() + 1);
+  EventPacket intruder(7, true, 480, 99999);
+  intruder.rtp.ssrc = 0xabcdef;
+  mixed.push_back(intruder);
+  mixed.insert(mixed.end(), first.begin() + 1, first.end());
+  CHECK(feed(dec, mixed) == "5");
+  // After the digit, a new stream (e.g. after a re-INVITE) is followed with its own clock.
+  auto second = digit_packets(9, 50, 480);
+  for (auto &p : second) p.rtp.ssrc = 0xabcdef;
+  CHECK(feed(dec, second) == "9");
 }
