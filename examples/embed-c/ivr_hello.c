@@ -141,7 +141,8 @@ static void usage(FILE *out) {
   fprintf(out,
           "usage: ivr-hello [--listen HOST:PORT] [--prompts DIR] [--rtp-ports MIN-MAX]\n"
           "                 [--inband] [--first-timeout MS] [--inter-timeout MS]\n"
-          "                 [--answer-delay MS] [--log-level error|warn|info|debug]\n");
+          "                 [--answer-delay MS] [--media-threads N]\n"
+          "                 [--log-level error|warn|info|debug]\n");
 }
 
 /* Splits "HOST:PORT" or "[v6]:PORT" in place. */
@@ -214,6 +215,8 @@ int main(int argc, char **argv) {
       g_settings.first_timeout_ms = parse_ms(value, arg);
     } else if (strcmp(arg, "--inter-timeout") == 0) {
       g_settings.inter_timeout_ms = parse_ms(value, arg);
+    } else if (strcmp(arg, "--media-threads") == 0) {
+      opts.media_threads = parse_ms(value, arg); /* a plain count; the engine checks 1..64 */
     } else if (strcmp(arg, "--answer-delay") == 0) {
       g_settings.answer_delay_ms = parse_ms(value, arg);
     } else if (strcmp(arg, "--log-level") == 0) {

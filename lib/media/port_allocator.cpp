@@ -15,7 +15,9 @@ Result<PortAllocator> PortAllocator::create(const std::string &address, uint16_t
   if (!local)
     return Error{Errc::invalid_argument,
                  "rtp_address: '" + address + "' is not an IPv4 or IPv6 literal"};
-  const std::string range = "[" + std::to_string(port_min) + ", " + std::to_string(port_max) + "]";
+  // Built with append: GCC 12 at -O2 warns a false -Wrestrict on "literal" + std::string.
+  std::string range = "[";
+  range.append(std::to_string(port_min)).append(", ").append(std::to_string(port_max)).append("]");
   if (port_min == 0 || port_min > port_max)
     return Error{Errc::invalid_argument, "RTP port range " + range + " is empty or starts at 0"};
   uint32_t first = port_min + (port_min & 1u);
