@@ -1,0 +1,638 @@
+#include "flow/interpreter.h"
+
+#include <cstdio>
+#include <map>
+
+#include "flow/template.h"
+
+namespace ivr::flow {
+
+const char *end_reason_name(EndReason r) {
+  switch (r) {
+    case EndReason::completed:
+      return "completed";
+    case EndReason::hangup_verb:
+      return "hangup";
+    case EndReason::caller_hangup:
+      return "caller_hangup";
+    case EndReason::error:
+      return "error";
+    case EndReason::step_limit:
+      return "step_limit";
+  }
+  return "?";
+}
+
+namespace {
+
+enum class Wait { none, answer, prompt, feedback_prompt, collect, timer, custom };
+
+const char *collect_end_name(CollectEnd e) {
+  switch (e) {
+    case CollectEnd::max_digits:
+      return "max_digits";
+    case CollectEnd::terminator:
+      return "terminator";
+    case CollectEnd::first_timeout:
+      return "first_timeout";
+    case CollectEnd::inter_timeout:
+      return "inter_timeout";
+    case CollectEnd::cancelled:
+      return "cancelled";
+  }
+  return "?";
+}
+
+// Header names become variable names: "X-Lead-Id" -> call.headers.x_lead_id.
+std::string header_var(std::string_view name) {
+  std::string out = "call.headers.";
+  for (char c : name)
+    out += c == '-' ? '_' : static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+}  // namespace
+
+struct Session::Impl {
+  Session &self;
+  CallPort &port;
+  CallInfo info;
+  SessionLimits limits;
+  const Program &prog;
+
+  // Variables: one value per slot of the program's table; strings owned beside them.
+  std::vector<rules::Value> values;
+  std::vector<std::string> strings;
+  std::map<std::string, std::string> shown;  // vars.* / steps.* as text, for records
+  rules::FixedEvalContext<4096> ctx;
+
+  struct Frame {
+    int graph;
+    NodeIndex resume;  // where the caller continues after the subflow returns
+  };
+  int graph = 0;
+  NodeIndex cur = kNoNode;
+  std::vector<Frame> stack;
+  Wait wait = Wait::none;
+  bool answered = false;
+  bool entered = false;  // the current node has been recorded in the path
+  unsigned steps_since_wait = 0;
+  unsigned attempts = 0;  // gather/menu attempts made
+  const Prompt *feedback = nullptr;
+  uint64_t next_token = 1;
+  uint64_t timer_token = 0, custom_token = 0;
+  bool running = false;  // inside run(): completions must not re-enter
+  std::vector<std::pair<std::string, std::string>> host_vars;
+
+  Impl(Session &s, CallPort &p, CallInfo i, SessionLimits l)
+      : self(s), port(p), info(std::move(i)), limits(l), prog(*s.program_) {
+    size_t n = prog.variables->size();
+    values.resize(n);
+    strings.resize(n);
+    answered = info.answered;
+  }
+
+  // ---- variables ----
+  void set_slot(int64_t slot, rules::Value v) {
+    if (slot < 0 || static_cast<size_t>(slot) >= values.size()) return;
+    size_t i = static_cast<size_t>(slot);
+    if (v.type == rules::Type::string) {
+      strings[i].assign(v.s);
+      v.s = strings[i];
+    }
+    values[i] = v;
+  }
+  void set_var(const std::string &name, rules::Value v) {
+    shown[name] = to_text(v);
+    set_slot(prog.variables->slot_of(name), v);
+  }
+  void set_text(const std::string &name, const std::string &text) {
+    set_var(name, rules::Value::string(text));
+  }
+  rules::Bindings bindings() const { return {values.data(), values.size()}; }
+  Result<rules::Value> eval(const rules::Expression &e) {
+    return rules::evaluate(e, bindings(), ctx);
+  }
+  Result<std::string> render(const Template &t) {
+    return render_template(t, [this](const rules::Expression &e) { return eval(e); });
+  }
+  void init_facts() {
+    auto fact = [&](const char *name, const std::string &v) {
+      set_slot(prog.variables->slot_of(name), rules::Value::string(v));
+    };
+    fact("call.id", info.call_id);
+    fact("call.from", info.from);
+    fact("call.to", info.to);
+    fact("call.from_uri", info.from_uri);
+    fact("call.to_uri", info.to_uri);
+    fact("call.flow", prog.id);
+    fact("call.flow_version", prog.version);
+    for (auto &[k, v] : info.headers) {
+      int64_t slot = prog.variables->slot_of(header_var(k));
+      if (slot >= 0 && values[static_cast<size_t>(slot)].is_null())
+        set_slot(slot, rules::Value::string(v));
+    }
+    for (auto &[name, lit] : prog.initial_vars) set_var(name, literal_value(lit));
+  }
+  static rules::Value literal_value(const Literal &l) {
+    switch (l.type) {
+      case rules::Type::boolean:
+        return rules::Value::boolean(l.b);
+      case rules::Type::number:
+        return rules::Value::number(l.n);
+      case rules::Type::string:
+        return rules::Value::string(l.s);
+      default:
+        return {};
+    }
+  }
+
+  // ---- position ----
+  const Graph &g() const { return prog.graphs[static_cast<size_t>(graph)]; }
+  const Node &node() const { return g().nodes[static_cast<size_t>(cur)]; }
+  std::string display(const Node &n) const {
+    return g().name.empty() ? n.name : g().name + "/" + n.name;
+  }
+  void trace(std::string detail) {
+    if (self.sink_) self.sink_(TraceEntry{display(node()), node().verb, std::move(detail)});
+  }
+  void go(NodeIndex next) {
+    cur = next;
+    entered = false;
+  }
+
+  // ---- ending ----
+  void finish(EndReason r, const std::string &err, int sip_status, const std::string &reason) {
+    if (self.finished_) return;
+    self.finished_ = true;
+    self.end_reason_ = r;
+    self.error_ = err;
+    wait = Wait::none;
+    if (timer_token) port.cancel_timer(timer_token);
+    if (r != EndReason::caller_hangup) port.hangup(sip_status, reason);
+  }
+  // A step failed: its on_error exit when it has one, else the call ends with the error.
+  void fail(const std::string &err) {
+    std::string where = cur == kNoNode ? "" : "node " + display(node()) + ": ";
+    if (cur != kNoNode && node().on_error != kNoNode) {
+      set_text("steps." + node().name + ".error", err);
+      trace("error: " + err + " -> " + g().nodes[static_cast<size_t>(node().on_error)].name);
+      go(node().on_error);
+      return;
+    }
+    if (cur != kNoNode) trace("error: " + err);
+    finish(EndReason::error, where + err, 500, "flow error");
+  }
+
+  // ---- the loop ----
+  void run() {
+    if (running) return;
+    running = true;
+    while (!self.finished_ && wait == Wait::none) {
+      if (cur == kNoNode) {
+        end_of_graph();
+        continue;
+      }
+      if (++steps_since_wait > limits.max_steps_without_wait) {
+        std::string msg = "stopped after " + std::to_string(limits.max_steps_without_wait) +
+                          " steps without waiting for the caller (a loop through node " +
+                          display(node()) + "?)";
+        if (self.sink_) self.sink_(TraceEntry{display(node()), node().verb, "error: " + msg});
+        finish(EndReason::step_limit, msg, 500, "flow error");
+        break;
+      }
+      step();
+    }
+    running = false;
+  }
+  void waiting(Wait w) {
+    wait = w;
+    steps_since_wait = 0;
+  }
+  void end_of_graph() {
+    if (!stack.empty()) {
+      Frame f = stack.back();
+      stack.pop_back();
+      graph = f.graph;
+      go(f.resume);
+      return;
+    }
+    finish(EndReason::completed, "", 0, "flow completed");
+  }
+  bool need_answer() {
+    if (answered) return false;
+    port.start_answer();
+    waiting(Wait::answer);
+    return true;
+  }
+
+  void step() {
+    const Node &n = node();
+    if (!entered) {
+      entered = true;
+      self.path_.push_back(display(n));
+      attempts = 0;
+      feedback = nullptr;
+    }
+    std::visit([&](const auto &spec) { exec(n, spec); }, n.spec);
+  }
+
+  void exec(const Node &n, const Answer &) {
+    if (answered) {
+      trace("already answered");
+      go(n.next);
+      return;
+    }
+    trace("answer");
+    port.start_answer();
+    waiting(Wait::answer);
+  }
+  bool start_prompt(const Prompt &p, std::string *detail) {
+    auto text = render(p.content);
+    if (!text.ok()) {
+      fail(text.error().message);
+      return false;
+    }
+    if (p.kind == Prompt::Kind::file) {
+      *detail = "file " + *text;
+      port.start_play(*text);
+    } else {
+      *detail = "say \"" + *text + "\" voice " + p.voice;
+      port.start_say(*text, p.voice, p.rate_wpm);
+    }
+    return true;
+  }
+  void exec(const Node &, const Play &p) {
+    if (need_answer()) return;
+    std::string detail;
+    if (!start_prompt(p.prompt, &detail)) return;
+    trace(detail);
+    waiting(Wait::prompt);
+  }
+  void exec(const Node &, const Gather &gs) {
+    if (need_answer()) return;
+    if (feedback) {
+      const Prompt *fb = feedback;
+      feedback = nullptr;
+      std::string detail;
+      if (!start_prompt(*fb, &detail)) return;
+      trace(detail);
+      waiting(Wait::feedback_prompt);
+      return;
+    }
+    std::string detail;
+    if (gs.prompt.kind != Prompt::Kind::none) {
+      if (!start_prompt(gs.prompt, &detail)) return;
+      trace(detail);
+    }
+    CollectRequest req;
+    req.max_digits = gs.max_digits;
+    req.terminators = gs.terminators;
+    req.first_digit_timeout_ms = gs.first_digit_timeout_ms;
+    req.inter_digit_timeout_ms = gs.inter_digit_timeout_ms;
+    req.barge_in = gs.barge_in;
+    port.start_collect(req);
+    trace("collect attempt " + std::to_string(attempts + 1) + " of " +
+          std::to_string(gs.retries + 1));
+    waiting(Wait::collect);
+  }
+  void gather_done(const Gather &gs, const std::string &digits, CollectEnd end) {
+    const Node &n = node();
+    ++attempts;
+    set_var("steps." + n.name + ".digits", rules::Value::string(digits));
+    set_var("steps." + n.name + ".attempts", rules::Value::number(attempts));
+    std::string outcome;
+    NodeIndex target = kNoNode;
+    if (digits.empty()) {
+      outcome = "no_input";
+    } else if (gs.menu) {
+      auto it = gs.choices.find(digits);
+      if (it == gs.choices.end())
+        outcome = "invalid";
+      else {
+        outcome = "ok";
+        target = it->second;
+      }
+    } else if (digits.size() < gs.min_digits) {
+      outcome = "invalid";
+    } else if (gs.valid) {
+      auto r = eval(*gs.valid);
+      if (!r.ok()) {
+        fail("valid: " + r.error().message);
+        return;
+      }
+      bool ok = r->type == rules::Type::boolean && r->b;
+      outcome = ok ? "ok" : "invalid";
+      target = n.next;
+    } else {
+      outcome = "ok";
+      target = n.next;
+    }
+    set_text("steps." + n.name + ".result", outcome);
+    std::string detail = "digits \"" + digits + "\" (" + collect_end_name(end) + ") " + outcome;
+    if (outcome == "ok") {
+      if (!gs.store.empty()) set_text(gs.store, digits);
+      trace(detail + exit_text(target));
+      go(target);
+      return;
+    }
+    if (attempts > gs.retries) {
+      NodeIndex exit = outcome == "no_input" ? gs.on_no_input : gs.on_invalid;
+      trace(detail + ", retries exhausted" + exit_text(exit));
+      go(exit);
+      return;
+    }
+    feedback = outcome == "no_input" ? &gs.no_input_prompt : &gs.invalid_prompt;
+    if (feedback->kind == Prompt::Kind::none) feedback = nullptr;
+    trace(detail + ", retrying");
+  }
+  std::string exit_text(NodeIndex target) const {
+    if (target == kNoNode) return " -> (end)";
+    return " -> " + g().nodes[static_cast<size_t>(target)].name;
+  }
+  void exec(const Node &n, const Set &s) {
+    std::string detail;
+    for (const Set::Assignment &a : s.assignments) {
+      rules::Value v;
+      std::string text;
+      if (auto *e = std::get_if<rules::Expression>(&a.value)) {
+        auto r = eval(*e);
+        if (!r.ok()) {
+          fail(a.variable + ": " + r.error().message);
+          return;
+        }
+        v = *r;
+        if (v.type == rules::Type::string) {
+          text.assign(v.s);  // the scratch buffer is reused by the next evaluation
+          v.s = text;
+        }
+      } else if (auto *t = std::get_if<Template>(&a.value)) {
+        auto r = render(*t);
+        if (!r.ok()) {
+          fail(a.variable + ": " + r.error().message);
+          return;
+        }
+        text = std::move(*r);
+        v = rules::Value::string(text);
+      } else {
+        v = literal_value(std::get<Literal>(a.value));
+      }
+      set_var(a.variable, v);
+      if (!detail.empty()) detail += ", ";
+      detail += a.variable + " = " + to_text(v);
+    }
+    trace(detail);
+    go(n.next);
+  }
+  void exec(const Node &, const If &f) {
+    auto r = eval(f.condition);
+    if (!r.ok()) {
+      fail("condition: " + r.error().message);
+      return;
+    }
+    bool yes = r->type == rules::Type::boolean && r->b;
+    NodeIndex t = yes ? f.then_node : f.else_node;
+    trace(std::string(yes ? "true" : "false") + exit_text(t));
+    go(t);
+  }
+  void exec(const Node &, const Switch &s) {
+    if (s.rule_set >= 0) {
+      const rules::RuleSet &set = prog.rule_sets[static_cast<size_t>(s.rule_set)];
+      auto m = set.first_match(bindings(), ctx);
+      if (!m.ok()) {
+        fail(m.error().message);
+        return;
+      }
+      if (*m >= 0) {
+        const std::string &result = set.result_name(set.rule(static_cast<size_t>(*m)).then);
+        auto it = s.results.find(result);
+        NodeIndex t = it != s.results.end() ? it->second : s.default_node;
+        set_text("steps." + node().name + ".result", result);
+        trace("rule " + std::to_string(*m + 1) + " -> result " + result + exit_text(t));
+        return pick(t);
+      }
+      trace("no rule matched -> default");
+      return pick(s.default_node);
+    }
+    for (size_t i = 0; i < s.cases.size(); ++i) {
+      auto r = eval(s.cases[i].when);
+      if (!r.ok()) {
+        fail("case " + std::to_string(i + 1) + ": " + r.error().message);
+        return;
+      }
+      if (r->type == rules::Type::boolean && r->b) {
+        trace("case " + std::to_string(i + 1) + exit_text(s.cases[i].node));
+        go(s.cases[i].node);
+        return;
+      }
+    }
+    trace("no case matched -> default");
+    pick(s.default_node);
+  }
+  void pick(NodeIndex t) {
+    if (t == kNoNode) {
+      fail("no case matched and there is no \"default\" exit");
+      return;
+    }
+    go(t);
+  }
+  void exec(const Node &, const ScheduleBranch &b) {
+    const rules::Schedule *s = prog.schedules->find(b.schedule);
+    if (!s) {
+      fail("schedule \"" + b.schedule + "\" is not defined");
+      return;
+    }
+    bool open = s->is_open(self.clock_ ? self.clock_() : std::chrono::system_clock::now());
+    NodeIndex t = open ? b.open_node : b.closed_node;
+    trace(std::string(open ? "open" : "closed") + exit_text(t));
+    go(t);
+  }
+  void exec(const Node &, const Pause &p) {
+    trace(std::to_string(p.ms) + " ms");
+    timer_token = next_token++;
+    port.start_timer(p.ms, timer_token);
+    waiting(Wait::timer);
+  }
+  void exec(const Node &n, const Goto &) {
+    trace(exit_text(n.next).substr(1));
+    go(n.next);
+  }
+  void exec(const Node &n, const Subflow &s) {
+    if (stack.size() >= limits.max_subflow_depth) {
+      fail("subflows nested deeper than " + std::to_string(limits.max_subflow_depth));
+      return;
+    }
+    trace("call " + prog.graphs[static_cast<size_t>(s.graph)].name);
+    stack.push_back({graph, n.next});
+    graph = s.graph;
+    go(g().start);
+  }
+  void exec(const Node &, const Return &) {
+    trace("return");
+    go(kNoNode);  // end_of_graph() pops the frame
+  }
+  void exec(const Node &, const Hangup &h) {
+    std::string reason = "flow hangup";
+    if (!h.reason.parts.empty()) {
+      auto r = render(h.reason);
+      if (r.ok()) reason = *r;
+    }
+    trace(h.sip_status ? std::to_string(h.sip_status) + " " + reason : reason);
+    finish(EndReason::hangup_verb, "", h.sip_status, reason);
+  }
+  void exec(const Node &, const Custom &c) {
+    CustomArgs args;
+    std::string detail = c.verb;
+    for (auto &[k, t] : c.args) {
+      auto r = render(t);
+      if (!r.ok()) {
+        fail("args/" + k + ": " + r.error().message);
+        return;
+      }
+      detail += " " + k + "=" + *r;
+      args.values.emplace_back(k, std::move(*r));
+    }
+    trace(detail);
+    custom_token = next_token++;
+    timer_token = next_token++;
+    waiting(Wait::custom);
+    port.start_timer(c.timeout_ms, timer_token);
+    port.start_custom(c.verb, args, custom_token);
+  }
+
+  static std::string to_text(const rules::Value &v) {
+    switch (v.type) {
+      case rules::Type::null:
+        return "";
+      case rules::Type::boolean:
+        return v.b ? "true" : "false";
+      case rules::Type::number:
+        return number_text(v.n);
+      case rules::Type::string:
+        return std::string(v.s);
+    }
+    return "";
+  }
+};
+
+Session::Session(std::shared_ptr<const Program> program, CallPort &port, CallInfo info,
+                 SessionLimits limits)
+    : program_(std::move(program)) {
+  impl_ = std::make_unique<Impl>(*this, port, std::move(info), limits);
+}
+
+Session::~Session() = default;
+
+void Session::set_variable(const std::string &name, const std::string &value) {
+  std::string var = name.rfind("vars.", 0) == 0 ? name : "vars." + name;
+  impl_->host_vars.emplace_back(std::move(var), value);
+}
+
+void Session::start() {
+  Impl &m = *impl_;
+  m.init_facts();
+  // Host-set variables override the document's initial values.
+  for (auto &[k, v] : m.host_vars) m.set_text(k, v);
+  m.graph = 0;
+  m.go(program_->graphs[0].start);
+  m.run();
+}
+
+void Session::on_answered() {
+  Impl &m = *impl_;
+  m.answered = true;
+  if (finished_ || m.wait != Wait::answer) return;
+  m.wait = Wait::none;
+  if (std::holds_alternative<Answer>(m.node().spec)) m.go(m.node().next);
+  m.run();
+}
+
+void Session::on_prompt_done(bool ok) {
+  Impl &m = *impl_;
+  if (finished_) return;
+  if (m.wait == Wait::prompt) {
+    m.wait = Wait::none;
+    if (!ok)
+      m.fail("the prompt could not be played");
+    else
+      m.go(m.node().next);
+    m.run();
+  } else if (m.wait == Wait::feedback_prompt) {
+    m.wait = Wait::none;  // the gather continues with its next attempt (step() re-enters it)
+    m.run();
+  }
+}
+
+void Session::on_collect_done(const std::string &digits, CollectEnd end) {
+  Impl &m = *impl_;
+  if (finished_ || m.wait != Wait::collect || end == CollectEnd::cancelled) return;
+  m.wait = Wait::none;
+  m.gather_done(std::get<Gather>(m.node().spec), digits, end);
+  m.run();
+}
+
+void Session::on_timer(uint64_t token) {
+  Impl &m = *impl_;
+  if (finished_ || token != m.timer_token) return;
+  m.timer_token = 0;
+  if (m.wait == Wait::timer) {
+    m.wait = Wait::none;
+    m.go(m.node().next);
+  } else if (m.wait == Wait::custom) {
+    m.wait = Wait::none;
+    m.custom_token = 0;
+    const Custom &c = std::get<Custom>(m.node().spec);
+    if (c.on_timeout != kNoNode) {
+      m.trace("timed out" + m.exit_text(c.on_timeout));
+      m.go(c.on_timeout);
+    } else {
+      m.fail(c.verb + " timed out after " + std::to_string(c.timeout_ms) + " ms");
+    }
+  } else {
+    return;
+  }
+  m.run();
+}
+
+void Session::on_custom_done(uint64_t token, const CustomResult &result) {
+  Impl &m = *impl_;
+  if (finished_ || m.wait != Wait::custom || token != m.custom_token) return;
+  m.wait = Wait::none;
+  m.custom_token = 0;
+  if (m.timer_token) {
+    impl_->port.cancel_timer(m.timer_token);
+    m.timer_token = 0;
+  }
+  const Node &n = m.node();
+  const Custom &c = std::get<Custom>(n.spec);
+  for (auto &[k, v] : result.values) m.set_text("steps." + n.name + "." + k, v);
+  if (!result.error.empty()) {
+    m.fail(c.verb + ": " + result.error);
+  } else if (result.exit.empty() || result.exit == "next") {
+    m.trace("done" + m.exit_text(n.next));
+    m.go(n.next);
+  } else if (auto it = c.exits.find(result.exit); it != c.exits.end()) {
+    m.trace("done, exit " + result.exit + m.exit_text(it->second));
+    m.go(it->second);
+  } else {
+    m.fail(c.verb + " chose exit \"" + result.exit + "\", which the node does not have");
+  }
+  m.run();
+}
+
+void Session::on_call_ended() {
+  Impl &m = *impl_;
+  if (finished_) return;
+  m.finish(EndReason::caller_hangup, "", 0, "");
+}
+
+std::string Session::current_node() const {
+  if (impl_->cur == kNoNode) return "";
+  return impl_->display(impl_->node());
+}
+
+std::vector<std::pair<std::string, std::string>> Session::variables() const {
+  return {impl_->shown.begin(), impl_->shown.end()};
+}
+
+}  // namespace ivr::flow

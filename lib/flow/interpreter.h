@@ -1,0 +1,131 @@
+// The per-call interpreter: runs one call through its pinned program as an asynchronous
+// state machine. A step starts work on the CallPort and returns; the port's completion
+// re-enters the session (on the engine loop, or in the simulator).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "flow/program.h"
+
+namespace ivr::flow {
+
+struct CollectRequest {
+  unsigned max_digits = 1;
+  std::string terminators;
+  uint32_t first_digit_timeout_ms = 5000, inter_digit_timeout_ms = 3000;
+  bool barge_in = true;
+};
+
+enum class CollectEnd { max_digits, terminator, first_timeout, inter_timeout, cancelled };
+
+struct CustomArgs {
+  std::vector<std::pair<std::string, std::string>> values;  // rendered arguments
+};
+
+// The call as the interpreter sees it. Every start_* call completes exactly once by the
+// matching Session::on_* call, never from inside the start_* call itself.
+class CallPort {
+ public:
+  virtual ~CallPort() = default;
+  virtual void start_answer() = 0;                       // -> on_answered
+  virtual void start_play(const std::string &file) = 0;  // -> on_prompt_done
+  virtual void start_say(const std::string &text, const std::string &voice,
+                         unsigned rate_wpm) = 0;  // -> on_prompt_done
+  // Digits; a prompt started just before plays meanwhile (barge-in per request).
+  virtual void start_collect(const CollectRequest &req) = 0;  // -> on_collect_done
+  virtual void start_timer(uint32_t ms, uint64_t token) = 0;  // -> on_timer(token)
+  virtual void cancel_timer(uint64_t token) = 0;
+  virtual void start_custom(const std::string &verb, const CustomArgs &args,
+                            uint64_t token) = 0;  // -> on_custom_done
+  virtual void stop_prompt() = 0;
+  // Ends the call (BYE when answered, else a final status). No completion follows.
+  virtual void hangup(int sip_status, const std::string &reason) = 0;
+};
+
+// Read-only facts set when the call starts.
+struct CallInfo {
+  std::string call_id, from, to, from_uri, to_uri;
+  std::vector<std::pair<std::string, std::string>> headers;  // as received
+  std::chrono::system_clock::time_point started_at;
+  bool answered = false;  // answered before the flow started
+};
+
+struct TraceEntry {
+  std::string node;  // "menu", or "subflow_name/node"
+  std::string verb;
+  std::string detail;  // "file welcome.wav", "digits 12 (terminator)", "-> sales"
+};
+
+enum class EndReason { completed, hangup_verb, caller_hangup, error, step_limit };
+const char *end_reason_name(EndReason r);
+
+// How a custom verb finished.
+struct CustomResult {
+  std::string exit;  // "" or "next": the next exit; otherwise a name from the node's exits
+  std::vector<std::pair<std::string, std::string>> values;  // steps.<node>.<name> = value
+  std::string error;                                        // not empty: the verb failed (on_error)
+};
+
+struct SessionLimits {
+  unsigned max_steps_without_wait = 1000;
+  unsigned max_subflow_depth = 16;
+};
+
+class Session {
+ public:
+  using Clock = std::function<std::chrono::system_clock::time_point()>;
+  // Called for every node entered and every decision (events, logs, the simulator).
+  using TraceSink = std::function<void(const TraceEntry &)>;
+
+  Session(std::shared_ptr<const Program> program, CallPort &port, CallInfo info,
+          SessionLimits limits = {});
+  ~Session();
+  Session(const Session &) = delete;
+  Session &operator=(const Session &) = delete;
+
+  void set_clock(Clock clock) { clock_ = std::move(clock); }
+  void set_trace_sink(TraceSink sink) { sink_ = std::move(sink); }
+  // Sets vars.<name> before start (host-provided values, simulate --var).
+  void set_variable(const std::string &name, const std::string &value);
+
+  void start();
+
+  // Completions from the port.
+  void on_answered();
+  void on_prompt_done(bool ok);
+  void on_collect_done(const std::string &digits, CollectEnd end);
+  void on_timer(uint64_t token);
+  void on_custom_done(uint64_t token, const CustomResult &result);
+  // The caller hung up or the call ended outside the flow: the session stops.
+  void on_call_ended();
+
+  bool finished() const { return finished_; }
+  EndReason end_reason() const { return end_reason_; }
+  const std::string &error() const { return error_; }
+  const std::vector<std::string> &path() const { return path_; }  // every node entered
+  const Program &program() const { return *program_; }
+  std::string current_node() const;
+  // vars.* and steps.* values set so far, rendered as text (for records and the simulator).
+  std::vector<std::pair<std::string, std::string>> variables() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::shared_ptr<const Program> program_;
+  Clock clock_;
+  TraceSink sink_;
+  bool finished_ = false;
+  EndReason end_reason_ = EndReason::completed;
+  std::string error_;
+  std::vector<std::string> path_;
+  friend struct Impl;
+};
+
+}  // namespace ivr::flow

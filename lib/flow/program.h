@@ -1,0 +1,145 @@
+// A compiled flow: the immutable program that every call of one flow version shares.
+// Built by compile() (compiler.h) from a validated flow document; format in docs/flows.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "rules/expr.h"
+#include "rules/rule_set.h"
+#include "rules/schedule.h"
+
+namespace ivr::flow {
+
+using NodeIndex = int32_t;
+inline constexpr NodeIndex kNoNode = -1;
+
+// A string with {{expression}} parts, rendered per call.
+struct Template {
+  struct Part {
+    std::string text;                       // literal text (when expr is empty)
+    std::optional<rules::Expression> expr;  // or an expression rendered as text
+  };
+  std::string source;
+  std::vector<Part> parts;
+  bool constant() const { return parts.size() <= 1 && (parts.empty() || !parts[0].expr); }
+};
+
+// Audio to play: a prompt file or text to speak.
+struct Prompt {
+  enum class Kind : uint8_t { none, file, say };
+  Kind kind = Kind::none;
+  Template content;  // file name or text
+  std::string voice = "en";
+  unsigned rate_wpm = 160;
+};
+
+// A JSON scalar from the document (set values, initial variables), owning its string.
+struct Literal {
+  rules::Type type = rules::Type::null;
+  bool b = false;
+  double n = 0;
+  std::string s;
+};
+
+struct Answer {};
+struct Play {
+  Prompt prompt;
+};
+struct Gather {
+  bool menu = false;
+  Prompt prompt, no_input_prompt, invalid_prompt;
+  unsigned min_digits = 1, max_digits = 1;
+  std::string terminators;
+  uint32_t first_digit_timeout_ms = 5000, inter_digit_timeout_ms = 3000;
+  unsigned retries = 2;  // attempts after the first one
+  bool barge_in = true;
+  std::optional<rules::Expression> valid;    // gather: extra check on the digits
+  std::string store;                         // gather: "vars.x" receives the digits
+  std::map<std::string, NodeIndex> choices;  // menu: digit -> node
+  NodeIndex on_no_input = kNoNode, on_invalid = kNoNode;
+};
+struct Set {
+  struct Assignment {
+    std::string variable;  // "vars.name"
+    std::variant<rules::Expression, Template, Literal> value;
+  };
+  std::vector<Assignment> assignments;
+};
+struct If {
+  rules::Expression condition;
+  NodeIndex then_node = kNoNode, else_node = kNoNode;
+};
+struct Switch {
+  struct Case {
+    rules::Expression when;
+    NodeIndex node = kNoNode;
+  };
+  std::vector<Case> cases;                   // `cases` form
+  int rule_set = -1;                         // or `rule_set` form: index into Program
+  std::map<std::string, NodeIndex> results;  // rule result -> node
+  NodeIndex default_node = kNoNode;
+};
+struct ScheduleBranch {
+  std::string schedule;
+  NodeIndex open_node = kNoNode, closed_node = kNoNode;
+};
+struct Pause {
+  uint32_t ms = 0;
+};
+struct Goto {};  // `target` is stored as next
+struct Subflow {
+  int graph = -1;
+};
+struct Return {};
+struct Hangup {
+  int sip_status = 0;  // 0: BYE (answered) or 480 (not answered)
+  Template reason;
+};
+struct Custom {
+  std::string verb;
+  std::vector<std::pair<std::string, Template>> args;
+  std::map<std::string, NodeIndex> exits;
+  uint32_t timeout_ms = 10000;
+  NodeIndex on_timeout = kNoNode;
+};
+
+using VerbSpec = std::variant<Answer, Play, Gather, Set, If, Switch, ScheduleBranch, Pause, Goto,
+                              Subflow, Return, Hangup, Custom>;
+
+struct Node {
+  std::string name;
+  std::string verb;  // as written in the document ("play", "menu", "crm.lookup")
+  VerbSpec spec;
+  NodeIndex next = kNoNode;
+  NodeIndex on_error = kNoNode;
+  // Slots of this node's step results (steps.<name>.<field>), -1 when nobody reads them.
+  int64_t slot_digits = -1, slot_result = -1, slot_attempts = -1;
+};
+
+struct Graph {
+  std::string name;  // "" for the main flow, the subflow's name otherwise
+  NodeIndex start = kNoNode;
+  std::vector<Node> nodes;
+};
+
+struct Program {
+  std::string id;
+  std::string version;
+  std::string description;
+  std::vector<Graph> graphs;  // [0] is the main flow
+  // Slots of every variable any expression reads: call.*, vars.*, steps.*.
+  std::shared_ptr<rules::VariableTable> variables;
+  std::vector<std::pair<std::string, Literal>> initial_vars;  // "vars.x" = value
+  std::vector<rules::RuleSet> rule_sets;
+  std::vector<std::string> rule_set_names;
+  std::shared_ptr<rules::ScheduleRegistry> schedules;
+  size_t node_count() const;
+};
+
+}  // namespace ivr::flow

@@ -1,0 +1,44 @@
+#include "flow/template.h"
+
+#include <cmath>
+#include <cstdio>
+
+namespace ivr::flow {
+
+std::string number_text(double d) {
+  char buf[40];
+  if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) < 1e15)
+    snprintf(buf, sizeof buf, "%lld", static_cast<long long>(d));
+  else
+    snprintf(buf, sizeof buf, "%.15g", d);
+  return buf;
+}
+
+Result<std::string> render_template(
+    const Template &t, const std::function<Result<rules::Value>(const rules::Expression &)> &eval) {
+  std::string out;
+  for (const Template::Part &p : t.parts) {
+    if (!p.expr) {
+      out += p.text;
+      continue;
+    }
+    auto v = eval(*p.expr);
+    if (!v.ok()) return Error{v.error().code, "{{" + p.expr->source() + "}}: " + v.error().message};
+    switch (v->type) {
+      case rules::Type::null:
+        break;
+      case rules::Type::boolean:
+        out += v->b ? "true" : "false";
+        break;
+      case rules::Type::number:
+        out += number_text(v->n);
+        break;
+      case rules::Type::string:
+        out.append(v->s);
+        break;
+    }
+  }
+  return out;
+}
+
+}  // namespace ivr::flow

@@ -1,0 +1,19 @@
+// Rendering {{expression}} templates and values as text.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/result.h"
+#include "flow/program.h"
+
+namespace ivr::flow {
+
+// Integers without a fraction ("42"), others with up to 15 significant digits.
+std::string number_text(double d);
+
+// Renders each part; null renders as "", booleans as true/false.
+Result<std::string> render_template(
+    const Template &t, const std::function<Result<rules::Value>(const rules::Expression &)> &eval);
+
+}  // namespace ivr::flow
