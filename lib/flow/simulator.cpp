@@ -1,0 +1,183 @@
+#include "flow/simulator.h"
+
+#include <functional>
+#include <map>
+
+namespace ivr::flow {
+
+namespace {
+
+// A CallPort whose completions are events on a virtual timeline.
+class SimPort : public CallPort {
+ public:
+  explicit SimPort(const SimulationOptions &o) : opts_(o) {
+    size_t start = 0;
+    const std::string &d = o.digits;
+    while (true) {
+      size_t comma = d.find(',', start);
+      inputs_.push_back(
+          d.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (d.empty()) inputs_.clear();
+  }
+
+  Session *session = nullptr;
+  int hangup_status = 0;
+  std::string hangup_reason;
+  bool hung_up = false;
+
+  void start_answer() override {
+    at(0, [this] { session->on_answered(); });
+  }
+  void start_play(const std::string &) override { prompt(opts_.prompt_ms); }
+  void start_say(const std::string &text, const std::string &, unsigned rate) override {
+    size_t words = 1;
+    for (char c : text) words += c == ' ';
+    prompt(static_cast<uint32_t>(words * 60000 / (rate ? rate : 160)));
+  }
+  void start_collect(const CollectRequest &req) override {
+    // Digits typed during the prompt barge in; the collect's timers start after it.
+    uint64_t base = req.barge_in ? now_ : prompt_end_;
+    std::string digits;
+    CollectEnd end;
+    uint64_t t = base;
+    if (input_ >= inputs_.size()) {
+      end = CollectEnd::first_timeout;
+      t = std::max(base, prompt_end_) + req.first_digit_timeout_ms;
+    } else {
+      std::string &in = inputs_[input_];
+      size_t i = 0;
+      end = CollectEnd::inter_timeout;
+      for (; i < in.size(); ++i) {
+        t += 300;  // a keypress every 300 ms
+        if (req.terminators.find(in[i]) != std::string::npos) {
+          end = CollectEnd::terminator;
+          ++i;
+          break;
+        }
+        digits += in[i];
+        if (digits.size() >= req.max_digits) {
+          end = CollectEnd::max_digits;
+          ++i;
+          break;
+        }
+      }
+      in.erase(0, i);
+      if (end == CollectEnd::inter_timeout) {
+        if (digits.empty()) {
+          end = CollectEnd::first_timeout;
+          t = std::max(base, prompt_end_) + req.first_digit_timeout_ms;
+        } else {
+          t += req.inter_digit_timeout_ms;
+        }
+      }
+      if (in.empty()) ++input_;
+    }
+    if (!digits.empty() && req.barge_in && prompt_pending_) {
+      prompt_end_ = base + 300;  // the first digit stopped the prompt
+    }
+    at(t - now_, [this, digits, end] { session->on_collect_done(digits, end); });
+  }
+  void start_timer(uint32_t ms, uint64_t token) override {
+    timers_[token] = at(ms, [this, token] {
+      timers_.erase(token);
+      session->on_timer(token);
+    });
+  }
+  void cancel_timer(uint64_t token) override {
+    auto it = timers_.find(token);
+    if (it == timers_.end()) return;
+    events_.erase(it->second);
+    timers_.erase(it);
+  }
+  void start_custom(const std::string &verb, const CustomArgs &, uint64_t token) override {
+    auto it = opts_.custom_results.find(verb);
+    CustomResult r;
+    if (it == opts_.custom_results.end())
+      r.error = "no simulated result for this verb";
+    else
+      r = it->second;
+    at(10, [this, token, r] { session->on_custom_done(token, r); });
+  }
+  void stop_prompt() override {}
+  void hangup(int status, const std::string &reason) override {
+    hung_up = true;
+    hangup_status = status;
+    hangup_reason = reason;
+    events_.clear();
+    timers_.clear();
+  }
+
+  // Runs events in time order until nothing is left or the session is done.
+  void run() {
+    if (opts_.hangup_at_ms >= 0)
+      at(static_cast<uint64_t>(opts_.hangup_at_ms), [this] {
+        hung_up = true;
+        session->on_call_ended();
+        events_.clear();
+        timers_.clear();
+      });
+    while (!events_.empty() && !session->finished()) {
+      auto it = events_.begin();
+      now_ = it->first.first;
+      auto fn = std::move(it->second);
+      events_.erase(it);
+      fn();
+    }
+  }
+  uint64_t now() const { return now_; }
+
+ private:
+  using Key = std::pair<uint64_t, uint64_t>;  // time, sequence
+  using Events = std::map<Key, std::function<void()>>;
+  Events::iterator at(uint64_t delay, std::function<void()> fn) {
+    return events_.emplace(Key{now_ + delay, seq_++}, std::move(fn)).first;
+  }
+  void prompt(uint32_t ms) {
+    prompt_pending_ = true;
+    prompt_end_ = now_ + ms;
+    at(ms, [this] {
+      prompt_pending_ = false;
+      session->on_prompt_done(true);
+    });
+  }
+
+  const SimulationOptions &opts_;
+  std::vector<std::string> inputs_;
+  size_t input_ = 0;
+  Events events_;
+  std::map<uint64_t, Events::iterator> timers_;
+  uint64_t now_ = 0, seq_ = 0, prompt_end_ = 0;
+  bool prompt_pending_ = false;
+};
+
+}  // namespace
+
+SimulationResult simulate(std::shared_ptr<const Program> program, const SimulationOptions &opts) {
+  SimulationResult result;
+  SimPort port(opts);
+  CallInfo info = opts.call;
+  auto t0 = info.started_at.time_since_epoch().count() ? info.started_at
+                                                       : std::chrono::system_clock::now();
+  Session session(program, port, info, opts.limits);
+  port.session = &session;
+  session.set_clock([&] { return t0 + std::chrono::milliseconds(port.now()); });
+  session.set_trace_sink([&](const TraceEntry &e) {
+    result.trace.push_back(SimulationStep{port.now(), e});
+  });
+  for (auto &[k, v] : opts.vars) session.set_variable(k, v);
+  session.start();
+  port.run();
+  result.path = session.path();
+  result.end = session.end_reason();
+  result.error = session.error();
+  result.hangup_status = port.hangup_status;
+  result.hangup_reason = port.hangup_reason;
+  result.variables = session.variables();
+  result.duration_ms = port.now();
+  return result;
+}
+
+}  // namespace ivr::flow

@@ -1,0 +1,49 @@
+// Runs a flow on a simulated call, without SIP or media: a scripted caller, a virtual
+// clock, and a trace of every node, prompt and decision. Used by `ivr-flow simulate` and
+// by the interpreter's tests.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flow/interpreter.h"
+
+namespace ivr::flow {
+
+struct SimulationOptions {
+  // The caller's keypresses. Each collect consumes digits until its terminator or
+  // max_digits; ',' ends one input (the next collect starts after it); an empty input
+  // (",,") is a collect with no digits; when the script runs out, collects time out.
+  std::string digits;
+  std::map<std::string, std::string> vars;  // vars.<name> before start
+  CallInfo call;                            // from, to, headers; started_at = the clock
+  // Custom verbs: verb name -> result (exit and values); a verb not listed fails.
+  std::map<std::string, CustomResult> custom_results;
+  // When >= 0, the caller hangs up at this virtual time (ms from the start).
+  int64_t hangup_at_ms = -1;
+  uint32_t prompt_ms = 1000;  // simulated length of a prompt file
+  SessionLimits limits;
+};
+
+struct SimulationStep {
+  uint64_t at_ms = 0;  // virtual time
+  TraceEntry entry;
+};
+
+struct SimulationResult {
+  std::vector<SimulationStep> trace;
+  std::vector<std::string> path;
+  EndReason end = EndReason::completed;
+  std::string error;
+  int hangup_status = 0;
+  std::string hangup_reason;
+  std::vector<std::pair<std::string, std::string>> variables;
+  uint64_t duration_ms = 0;
+};
+
+SimulationResult simulate(std::shared_ptr<const Program> program, const SimulationOptions &opts);
+
+}  // namespace ivr::flow

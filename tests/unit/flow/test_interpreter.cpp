@@ -1,0 +1,229 @@
+// The interpreter, driven through the simulator (scripted digits, virtual clock).
+#include "flow_test_util.h"
+
+#include <date/tz.h>
+
+#include <fstream>
+#include <sstream>
+
+using namespace ivr::flow;
+using flowtest::path_text;
+using flowtest::var;
+
+namespace {
+
+const char *kMenu = R"({"flow": "m", "start": "menu", "nodes": {
+  "menu": {"verb": "menu", "prompt": {"file": "menu.wav"},
+           "no_input_prompt": {"file": "noinput.wav"}, "invalid_prompt": {"file": "invalid.wav"},
+           "retries": 1, "choices": {"1": "sales", "2": "support"},
+           "on_no_input": "noinput_end", "on_invalid": "invalid_end"},
+  "sales": {"verb": "play", "file": "sales.wav"},
+  "support": {"verb": "hangup", "reason": "support"},
+  "noinput_end": {"verb": "hangup", "reason": "no input"},
+  "invalid_end": {"verb": "hangup", "status": 486, "reason": "invalid"}}})";
+
+SimulationResult run(const char *doc, SimulationOptions o = {}, CompileOptions c = {}) {
+  return simulate(flowtest::must_compile(doc, c), o);
+}
+
+std::string trace_text(const SimulationResult &r) {
+  std::string out;
+  for (auto &s : r.trace) out += s.entry.node + " " + s.entry.verb + ": " + s.entry.detail + "\n";
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("interpreter: menu choice") {
+  SimulationOptions o;
+  o.digits = "1";
+  auto r = run(kMenu, o);
+  CHECK(path_text(r) == "menu > sales");
+  CHECK(r.end == EndReason::completed);
+  CHECK(var(r, "steps.menu.digits") == "1");
+  CHECK(var(r, "steps.menu.result") == "ok");
+  CHECK(trace_text(r).find("sales play: file sales.wav") != std::string::npos);
+}
+
+TEST_CASE("interpreter: no input re-prompts, then takes on_no_input") {
+  auto r = run(kMenu);
+  CHECK(path_text(r) == "menu > noinput_end");
+  CHECK(r.end == EndReason::hangup_verb);
+  CHECK(r.hangup_reason == "no input");
+  std::string t = trace_text(r);
+  CHECK(t.find("file noinput.wav") != std::string::npos);
+  CHECK(t.find("collect attempt 2 of 2") != std::string::npos);
+  CHECK(t.find("retries exhausted -> noinput_end") != std::string::npos);
+}
+
+TEST_CASE("interpreter: invalid input, then a valid retry") {
+  SimulationOptions o;
+  o.digits = "72";
+  auto r = run(kMenu, o);
+  CHECK(path_text(r) == "menu > support");
+  CHECK(trace_text(r).find("file invalid.wav") != std::string::npos);
+  CHECK(var(r, "steps.menu.attempts") == "2");
+  o.digits = "77";
+  r = run(kMenu, o);
+  CHECK(path_text(r) == "menu > invalid_end");
+  CHECK(r.hangup_status == 486);
+}
+
+TEST_CASE("interpreter: caller hangs up mid-gather") {
+  SimulationOptions o;
+  o.hangup_at_ms = 500;
+  auto r = run(kMenu, o);
+  CHECK(r.end == EndReason::caller_hangup);
+  CHECK(path_text(r) == "menu");
+}
+
+TEST_CASE("interpreter: gather with terminator, validation and store") {
+  const char *doc = R"({"flow": "g", "start": "acct", "nodes": {
+    "acct": {"verb": "gather", "prompt": {"say": "Enter your account"}, "max_digits": 8,
+             "min_digits": 4, "valid": "steps.acct.digits != '0000'", "store": "vars.account",
+             "retries": 2, "next": "ok", "on_invalid": "bad", "on_no_input": "bad"},
+    "ok": {"verb": "say", "text": "Account {{vars.account}}, caller {{call.from}}"},
+    "bad": {"verb": "hangup"}}})";
+  SimulationOptions o;
+  o.digits = "12#0000#123456#";
+  o.call.from = "+15551234";
+  auto r = run(doc, o);
+  CHECK(path_text(r) == "acct > ok");
+  CHECK(var(r, "vars.account") == "123456");
+  std::string t = trace_text(r);
+  CHECK(t.find("digits \"12\" (terminator) invalid, retrying") != std::string::npos);
+  CHECK(t.find("digits \"0000\" (terminator) invalid, retrying") != std::string::npos);
+  CHECK(t.find("say \"Account 123456, caller +15551234\"") != std::string::npos);
+  // Inter-digit timeout with partial input still counts as input.
+  o.digits = "5678";
+  r = run(doc, o);
+  CHECK(var(r, "vars.account") == "5678");
+  CHECK(trace_text(r).find("(inter_timeout) ok") != std::string::npos);
+}
+
+TEST_CASE("interpreter: set, if, switch with cases and rule sets") {
+  const char *doc = R"({"flow": "s", "start": "init",
+    "variables": {"score": 80, "tier": "none"},
+    "rule_sets": {"tiers": {"rules": [
+      {"when": "vars.score >= 90", "then": "gold"},
+      {"when": "vars.score >= 50", "then": "silver"}]}},
+    "nodes": {
+      "init": {"verb": "set", "values": {"big": "vars.score > 50", "greeting": {"template": "hi {{vars.score}}"}}, "next": "check"},
+      "check": {"verb": "if", "condition": "vars.big", "then": "route", "else": "end"},
+      "route": {"verb": "switch", "rule_set": "tiers", "results": {"gold": "gold"}, "default": "other"},
+      "gold": {"verb": "hangup", "reason": "gold"},
+      "other": {"verb": "switch", "cases": [{"when": "vars.score < 10", "next": "end"}, {"when": "true", "next": "end2"}]},
+      "end": {"verb": "hangup", "reason": "end"},
+      "end2": {"verb": "hangup", "reason": "end2"}}})";
+  auto r = run(doc);
+  CHECK(path_text(r) == "init > check > route > other > end2");
+  CHECK(var(r, "vars.greeting") == "hi 80");
+  CHECK(var(r, "vars.big") == "true");
+  CHECK(var(r, "steps.route.result") == "silver");
+  SimulationOptions o;
+  o.vars["score"] = "95";  // host values arrive as strings
+  r = run(doc, o);
+  CHECK(r.end == EndReason::error);  // "95" > 50 compares a string with a number
+  CHECK(r.error.find("node init") != std::string::npos);
+}
+
+TEST_CASE("interpreter: schedule branch follows the clock, across DST") {
+  const char *doc = R"({"flow": "h", "start": "hours",
+    "schedules": {"office": {"time_zone": "Europe/Berlin", "weekly": {"mon": ["09:00-17:00"], "sun": ["09:00-17:00"]}}},
+    "nodes": {
+      "hours": {"verb": "schedule", "schedule": "office", "open": "open", "closed": "closed"},
+      "open": {"verb": "hangup", "reason": "open"},
+      "closed": {"verb": "hangup", "reason": "closed"}}})";
+  auto at = [](unsigned day, int hour, int minute) {
+    date::local_seconds ls = date::local_days{date::year{2026} / 3 / day} +
+                             std::chrono::hours(hour) + std::chrono::minutes(minute);
+    return date::make_zoned("Europe/Berlin", ls).get_sys_time();
+  };
+  SimulationOptions o;
+  o.call.started_at = at(29, 9, 30);  // Sunday, the day clocks go forward
+  CHECK(run(doc, o).hangup_reason == "open");
+  o.call.started_at = at(29, 8, 30);
+  CHECK(run(doc, o).hangup_reason == "closed");
+  o.call.started_at = at(30, 16, 59);
+  CHECK(run(doc, o).hangup_reason == "open");
+  o.call.started_at = at(31, 10, 0);  // Tuesday: no hours
+  CHECK(run(doc, o).hangup_reason == "closed");
+}
+
+TEST_CASE("interpreter: subflow call and return, pause, goto") {
+  const char *doc = R"({"flow": "sub", "start": "a",
+    "subflows": {"auth": {"start": "ask", "nodes": {
+      "ask": {"verb": "gather", "max_digits": 4, "store": "vars.pin", "next": "done", "on_no_input": "done"},
+      "done": {"verb": "return"}}}},
+    "nodes": {
+      "a": {"verb": "subflow", "subflow": "auth", "next": "b"},
+      "b": {"verb": "pause", "ms": 250, "next": "c"},
+      "c": {"verb": "goto", "target": "d"},
+      "d": {"verb": "hangup", "reason": "pin {{vars.pin}}"}}})";
+  SimulationOptions o;
+  o.digits = "4321";
+  auto r = run(doc, o);
+  CHECK(path_text(r) == "a > auth/ask > auth/done > b > c > d");
+  CHECK(r.hangup_reason == "pin 4321");
+}
+
+TEST_CASE("interpreter: a loop that never waits hits the step limit") {
+  const char *doc = R"({"flow": "loop", "start": "a", "nodes": {
+    "a": {"verb": "set", "values": {"n": 1}, "next": "b"},
+    "b": {"verb": "goto", "target": "a"}}})";
+  auto r = run(doc);
+  CHECK(r.end == EndReason::step_limit);
+  CHECK(r.error.find("stopped after 1000 steps") != std::string::npos);
+  CHECK(r.hangup_status == 500);
+  // A loop that waits (pause) is fine until something else ends it.
+  const char *waits = R"({"flow": "loop", "start": "a", "nodes": {
+    "a": {"verb": "pause", "ms": 1000, "next": "a"}}})";
+  SimulationOptions o;
+  o.hangup_at_ms = 3000000;
+  r = run(waits, o);
+  CHECK(r.end == EndReason::caller_hangup);
+  CHECK(r.path.size() > 1000);
+}
+
+TEST_CASE("interpreter: custom verbs pick exits, set step values, fail and time out") {
+  const char *doc = R"({"flow": "c", "start": "lookup", "nodes": {
+    "lookup": {"verb": "crm.lookup", "args": {"phone": "{{call.from}}", "n": 3},
+               "exits": {"vip": "vip"}, "next": "normal", "on_error": "err",
+               "timeout_ms": 2000, "on_timeout": "slow"},
+    "vip": {"verb": "hangup", "reason": "vip {{steps.lookup.name}}"},
+    "normal": {"verb": "hangup", "reason": "normal"},
+    "err": {"verb": "hangup", "reason": "error {{steps.lookup.error}}"},
+    "slow": {"verb": "hangup", "reason": "slow"}}})";
+  CompileOptions c;
+  c.custom_verbs.insert("crm.lookup");
+  SimulationOptions o;
+  o.custom_results["crm.lookup"] = CustomResult{"vip", {{"name", "Ada"}}, ""};
+  CHECK(run(doc, o, c).hangup_reason == "vip Ada");
+  o.custom_results["crm.lookup"] = CustomResult{"", {}, ""};
+  CHECK(run(doc, o, c).hangup_reason == "normal");
+  o.custom_results["crm.lookup"] = CustomResult{"", {}, "CRM down"};
+  CHECK(run(doc, o, c).hangup_reason == "error crm.lookup: CRM down");
+  o.custom_results["crm.lookup"] = CustomResult{"nope", {}, ""};
+  CHECK(run(doc, o, c).hangup_reason.find("error crm.lookup chose exit \"nope\"") == 0);
+}
+
+TEST_CASE("interpreter: errors without on_error end the call with a reason") {
+  const char *doc = R"({"flow": "e", "start": "a", "nodes": {
+    "a": {"verb": "if", "condition": "call.from + 1 > 2", "then": "b", "else": "b"},
+    "b": {"verb": "hangup"}}})";
+  auto r = run(doc);
+  CHECK(r.end == EndReason::error);
+  CHECK(r.error.find("node a: condition:") == 0);
+  CHECK(r.hangup_status == 500);
+}
+
+TEST_CASE("interpreter: the demo flow") {
+  std::ifstream f(std::string(IVR_SOURCE_DIR) + "/examples/flows/demo.json");
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  auto p = flowtest::must_compile(text);
+  SimulationOptions o;
+  o.digits = "2";
+  auto r = simulate(p, o);
+  CHECK(path_text(r) == "welcome > menu > support > support_msg > goodbye > bye");
+  CHECK(r.hangup_reason == "demo finished, department support");
+}
