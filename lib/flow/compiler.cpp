@@ -97,7 +97,7 @@ class Compiler {
     }
     for (size_t g = 0; g < program_->graphs.size(); ++g) declare_nodes(g);
     for (size_t g = 0; g < program_->graphs.size(); ++g) compile_nodes(g);
-    if (problems_.empty()) reachability();
+    reachability();
     return finish();
   }
 
@@ -865,6 +865,7 @@ class Compiler {
                 "subflow " + quoted(graph.name) + " is never called");
         continue;
       }
+      if (graph.start == kNoNode) continue;  // already reported
       for (size_t i = 0; i < graph.nodes.size(); ++i)
         if (!seen[g][i])
           problem(*node_values_[g][i],

@@ -30,7 +30,8 @@ struct CustomArgs {
 };
 
 // The call as the interpreter sees it. Every start_* call completes exactly once by the
-// matching Session::on_* call, never from inside the start_* call itself.
+// matching Session::on_* call, never from inside the start_* call itself. A prompt replaced
+// by a newer one before it ends is not reported: on_prompt_done is for the latest prompt.
 class CallPort {
  public:
   virtual ~CallPort() = default;

@@ -75,8 +75,11 @@ class SimPort : public CallPort {
       }
       if (in.empty()) ++input_;
     }
-    if (!digits.empty() && req.barge_in && prompt_pending_) {
-      prompt_end_ = base + 300;  // the first digit stopped the prompt
+    if (!digits.empty() && req.barge_in && prompt_pending_ && base + 300 < prompt_end_) {
+      // The first digit stops the prompt.
+      prompt_end_ = base + 300;
+      events_.erase(prompt_event_);
+      prompt_event_ = at(prompt_end_ - now_, [this] { prompt_done(); });
     }
     at(t - now_, [this, digits, end] { session->on_collect_done(digits, end); });
   }
@@ -108,6 +111,7 @@ class SimPort : public CallPort {
     hangup_reason = reason;
     events_.clear();
     timers_.clear();
+    prompt_pending_ = false;
   }
 
   // Runs events in time order until nothing is left or the session is done.
@@ -118,6 +122,7 @@ class SimPort : public CallPort {
         session->on_call_ended();
         events_.clear();
         timers_.clear();
+        prompt_pending_ = false;
       });
     while (!events_.empty() && !session->finished()) {
       auto it = events_.begin();
@@ -135,13 +140,16 @@ class SimPort : public CallPort {
   Events::iterator at(uint64_t delay, std::function<void()> fn) {
     return events_.emplace(Key{now_ + delay, seq_++}, std::move(fn)).first;
   }
+  // A new prompt replaces one still playing, whose completion is then never reported.
   void prompt(uint32_t ms) {
+    if (prompt_pending_) events_.erase(prompt_event_);
     prompt_pending_ = true;
     prompt_end_ = now_ + ms;
-    at(ms, [this] {
-      prompt_pending_ = false;
-      session->on_prompt_done(true);
-    });
+    prompt_event_ = at(ms, [this] { prompt_done(); });
+  }
+  void prompt_done() {
+    prompt_pending_ = false;
+    session->on_prompt_done(true);
   }
 
   const SimulationOptions &opts_;
@@ -151,6 +159,7 @@ class SimPort : public CallPort {
   std::map<uint64_t, Events::iterator> timers_;
   uint64_t now_ = 0, seq_ = 0, prompt_end_ = 0;
   bool prompt_pending_ = false;
+  Events::iterator prompt_event_;
 };
 
 }  // namespace

@@ -1,0 +1,191 @@
+// ivr-flow: the flow author's tool.
+//   ivr-flow check FILE [--prompts DIR] [--verb NAME]...
+//   ivr-flow simulate FILE [--digits SCRIPT] [--var NAME=VALUE]... [--at YYYY-MM-DDTHH:MM
+//            [--tz ZONE]] [--from NUMBER] [--to NUMBER] [--custom VERB=EXIT[:NAME=VALUE,...]]...
+//            [--hangup-at MS] [--prompts DIR] [--verb NAME]...
+// Docs: docs/flows.md, section "Tools".
+#include <date/tz.h>
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "flow/compiler.h"
+#include "flow/simulator.h"
+
+namespace {
+
+using namespace ivr::flow;
+
+int usage() {
+  std::fprintf(stderr,
+               "usage: ivr-flow check FILE [--prompts DIR] [--verb NAME]...\n"
+               "       ivr-flow simulate FILE [--digits SCRIPT] [--var NAME=VALUE]...\n"
+               "                [--at YYYY-MM-DDTHH:MM [--tz ZONE]] [--from N] [--to N]\n"
+               "                [--custom VERB=EXIT[:NAME=VALUE,...]]... [--hangup-at MS]\n"
+               "                [--prompts DIR] [--verb NAME]...\n");
+  return 2;
+}
+
+bool read_file(const std::string &path, std::string *out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  *out = ss.str();
+  return true;
+}
+
+// "2026-03-29T09:30" in zone -> system time.
+bool parse_at(const std::string &at, const std::string &tz,
+              std::chrono::system_clock::time_point *out, std::string *err) {
+  int y, mo, d, h, mi, s = 0;
+  char extra = 0;
+  int n = std::sscanf(at.c_str(), "%d-%d-%dT%d:%d:%d%c", &y, &mo, &d, &h, &mi, &s, &extra);
+  if (n != 5 && n != 6) {
+    *err = "--at: expected YYYY-MM-DDTHH:MM[:SS], got \"" + at + "\"";
+    return false;
+  }
+  date::year_month_day ymd{date::year{y}, date::month{static_cast<unsigned>(mo)},
+                           date::day{static_cast<unsigned>(d)}};
+  if (!ymd.ok() || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59) {
+    *err = "--at: \"" + at + "\" is not a valid date and time";
+    return false;
+  }
+  date::local_seconds local = date::local_days{ymd} + std::chrono::hours(h) +
+                              std::chrono::minutes(mi) + std::chrono::seconds(s);
+  try {
+    const date::time_zone *zone = tz.empty() ? date::current_zone() : date::locate_zone(tz);
+    *out = zone->to_sys(local, date::choose::earliest);
+  } catch (const std::exception &e) {
+    *err = "--tz: unknown time zone \"" + tz + "\"";
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  if (argc < 3) return usage();
+  std::string cmd = argv[1], file = argv[2];
+  if (cmd != "check" && cmd != "simulate") return usage();
+  CompileOptions copts;
+  SimulationOptions sopts;
+  std::string at, tz;
+  for (int i = 3; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "ivr-flow: %s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--prompts") {
+      copts.prompt_dir = value();
+    } else if (a == "--verb") {
+      copts.custom_verbs.insert(value());
+    } else if (cmd == "simulate" && a == "--digits") {
+      sopts.digits = value();
+    } else if (cmd == "simulate" && a == "--var") {
+      std::string kv = value();
+      size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::fprintf(stderr, "ivr-flow: --var expects NAME=VALUE, got \"%s\"\n", kv.c_str());
+        return 2;
+      }
+      sopts.vars[kv.substr(0, eq)] = kv.substr(eq + 1);
+    } else if (cmd == "simulate" && a == "--at") {
+      at = value();
+    } else if (cmd == "simulate" && a == "--tz") {
+      tz = value();
+    } else if (cmd == "simulate" && a == "--from") {
+      sopts.call.from = value();
+    } else if (cmd == "simulate" && a == "--to") {
+      sopts.call.to = value();
+    } else if (cmd == "simulate" && a == "--hangup-at") {
+      sopts.hangup_at_ms = std::atoll(value().c_str());
+    } else if (cmd == "simulate" && a == "--custom") {
+      // crm.lookup=found:tier=gold,name=Ada   or   crm.lookup=!error text
+      std::string spec = value();
+      size_t eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::fprintf(stderr, "ivr-flow: --custom expects VERB=EXIT[:NAME=VALUE,...]\n");
+        return 2;
+      }
+      std::string verb = spec.substr(0, eq), rest = spec.substr(eq + 1);
+      CustomResult r;
+      if (!rest.empty() && rest[0] == '!') {
+        r.error = rest.substr(1);
+      } else {
+        size_t colon = rest.find(':');
+        r.exit = rest.substr(0, colon);
+        if (colon != std::string::npos) {
+          std::stringstream vals(rest.substr(colon + 1));
+          std::string kv;
+          while (std::getline(vals, kv, ',')) {
+            size_t e = kv.find('=');
+            if (e == std::string::npos) continue;
+            r.values.emplace_back(kv.substr(0, e), kv.substr(e + 1));
+          }
+        }
+      }
+      sopts.custom_results[verb] = r;
+      copts.custom_verbs.insert(verb);
+    } else {
+      std::fprintf(stderr, "ivr-flow: unknown option %s\n", a.c_str());
+      return usage();
+    }
+  }
+
+  std::string text;
+  if (!read_file(file, &text)) {
+    std::fprintf(stderr, "ivr-flow: cannot read %s: %s\n", file.c_str(), std::strerror(errno));
+    return 2;
+  }
+  CompileResult compiled = compile(text, copts);
+  if (!compiled.program) {
+    for (const Problem &p : compiled.problems)
+      std::printf("%s:%s\n", file.c_str(), format_problem(p).c_str());
+    std::printf("%zu problem%s\n", compiled.problems.size(),
+                compiled.problems.size() == 1 ? "" : "s");
+    return 1;
+  }
+  if (cmd == "check") {
+    std::printf("OK: flow %s%s%s, %zu nodes\n", compiled.program->id.c_str(),
+                compiled.program->version.empty() ? "" : " version ",
+                compiled.program->version.c_str(), compiled.program->node_count());
+    return 0;
+  }
+
+  if (!at.empty()) {
+    std::string err;
+    if (!parse_at(at, tz, &sopts.call.started_at, &err)) {
+      std::fprintf(stderr, "ivr-flow: %s\n", err.c_str());
+      return 2;
+    }
+  } else if (!tz.empty()) {
+    std::fprintf(stderr, "ivr-flow: --tz goes with --at\n");
+    return 2;
+  }
+  if (sopts.call.call_id.empty()) sopts.call.call_id = "simulated";
+  SimulationResult r = simulate(compiled.program, sopts);
+  for (const SimulationStep &s : r.trace)
+    std::printf("%7.3f  %-24s %-10s %s\n", static_cast<double>(s.at_ms) / 1000.0,
+                s.entry.node.c_str(), s.entry.verb.c_str(), s.entry.detail.c_str());
+  std::string path;
+  for (const std::string &n : r.path) path += (path.empty() ? "" : " > ") + n;
+  std::printf("end: %s after %.3f s", end_reason_name(r.end),
+              static_cast<double>(r.duration_ms) / 1000.0);
+  if (r.hangup_status) std::printf(", SIP %d", r.hangup_status);
+  if (!r.hangup_reason.empty()) std::printf(", \"%s\"", r.hangup_reason.c_str());
+  std::printf("\n");
+  if (!r.error.empty()) std::printf("error: %s\n", r.error.c_str());
+  std::printf("path: %s\n", path.c_str());
+  for (auto &[k, v] : r.variables) std::printf("  %s = %s\n", k.c_str(), v.c_str());
+  return r.end == EndReason::error || r.end == EndReason::step_limit ? 3 : 0;
+}
