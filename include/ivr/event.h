@@ -19,7 +19,9 @@ typedef enum ivr_event_type {
   IVR_EVENT_PROMPT_FINISHED = 4, /**< prompt, prompt_end */
   IVR_EVENT_COLLECT_DONE = 5,    /**< digits, collect_end */
   IVR_EVENT_CALL_ENDED = 6,      /**< end_reason, sip_code, reason; the last event of a call */
-  IVR_EVENT_MEDIA_UPDATED = 7    /**< re-INVITE: on_hold, new remote media address */
+  IVR_EVENT_MEDIA_UPDATED = 7,   /**< re-INVITE: on_hold, new remote media address */
+  IVR_EVENT_FLOW_STEP = 8        /**< the call's flow entered a node or decided: flow_node,
+                                      flow_verb, flow_detail */
 } ivr_event_type;
 
 typedef enum ivr_dtmf_source {
@@ -59,7 +61,7 @@ typedef enum ivr_end_reason {
  * ivr_call_ref() to keep the call handle longer.
  */
 typedef struct ivr_event {
-  unsigned int version; /**< 1 */
+  unsigned int version; /**< 2 (fields after on_hold arrived in 2) */
   ivr_event_type type;
   ivr_call *call;
 
@@ -84,6 +86,17 @@ typedef struct ivr_event {
 
   /* IVR_EVENT_MEDIA_UPDATED */
   int on_hold;
+  /* version 2: every event of a call that runs a flow ("" / NULL otherwise) */
+  const char *flow_id;      /**< the flow the call runs, or "" */
+  const char *flow_version; /**< its pinned version, or "" */
+  const char *flow_node;    /**< the node the call is in ("sub/node" in a subflow), or "" */
+  /* IVR_EVENT_FLOW_STEP */
+  const char *flow_verb;   /**< the node's verb */
+  const char *flow_detail; /**< what happened: "file welcome.wav", "digits 12 ... -> sales" */
+  /* IVR_EVENT_CALL_ENDED of a call that ran a flow: its record */
+  const char *flow_path;  /**< every node entered, joined by " > " */
+  const char *flow_end;   /**< "completed", "hangup", "caller_hangup", "error", "step_limit" */
+  const char *flow_error; /**< why the flow failed, or "" */
 } ivr_event;
 
 /** The event callback. Runs on the engine thread; keep it short and never block. */

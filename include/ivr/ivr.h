@@ -9,5 +9,6 @@
 #include "ivr/event.h"
 #include "ivr/engine.h"
 #include "ivr/call.h"
+#include "ivr/flow.h"
 
 #endif /* IVR_IVR_H */

@@ -50,16 +50,9 @@ int convert_options(const ivr_engine_options *o, ivr::core::EngineOptions *out) 
 
 void deliver(ivr_engine *handle, const ivr::core::CallEvent &e) {
   auto &call = *e.call;
-  auto *ch = static_cast<ivr_call *>(call.c_handle);
-  if (!ch) {
-    ch = new ivr_call();
-    ch->call = e.call;
-    ch->engine = handle->engine;
-    call.c_handle = ch;
-  }
+  ivr_call *ch = ivr::capi::call_handle(handle, e.call);
   ivr_event ev;
   std::memset(&ev, 0, sizeof ev);
-  ev.version = 1;
   ev.type = static_cast<ivr_event_type>(e.type);
   ev.call = ch;
   ev.digit = e.dtmf.digit;
@@ -74,6 +67,15 @@ void deliver(ivr_engine *handle, const ivr::core::CallEvent &e) {
   ev.sip_code = e.sip_code;
   ev.reason = e.reason.c_str();
   ev.on_hold = e.on_hold ? 1 : 0;
+  ev.version = 2;
+  ev.flow_id = e.flow_id.c_str();
+  ev.flow_version = e.flow_version.c_str();
+  ev.flow_node = e.flow_node.c_str();
+  ev.flow_verb = e.flow_verb.c_str();
+  ev.flow_detail = e.flow_detail.c_str();
+  ev.flow_path = e.flow_path.c_str();
+  ev.flow_end = e.flow_end.c_str();
+  ev.flow_error = e.flow_error.c_str();
   if (handle->event_cb) {
     try {
       handle->event_cb(&ev, handle->event_user_data);
@@ -88,6 +90,21 @@ void deliver(ivr_engine *handle, const ivr::core::CallEvent &e) {
 }
 
 }  // namespace
+
+namespace ivr::capi {
+
+ivr_call *call_handle(ivr_engine *handle, const std::shared_ptr<ivr::core::Call> &call) {
+  auto *ch = static_cast<ivr_call *>(call->c_handle);
+  if (!ch) {
+    ch = new ivr_call();
+    ch->call = call;
+    ch->engine = handle->engine;
+    call->c_handle = ch;
+  }
+  return ch;
+}
+
+}  // namespace ivr::capi
 
 extern "C" {
 

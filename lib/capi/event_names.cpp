@@ -19,6 +19,8 @@ IVR_API const char *ivr_event_type_name(ivr_event_type type) {
       return "call.ended";
     case IVR_EVENT_MEDIA_UPDATED:
       return "media.updated";
+    case IVR_EVENT_FLOW_STEP:
+      return "flow.step";
   }
   return "unknown";
 }

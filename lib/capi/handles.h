@@ -42,6 +42,10 @@ void clear_error();
 // Maps an exception in flight to an error code (call from a catch (...) block).
 int error_from_exception();
 
+// The call's C handle, made on first use (engine thread). The engine holds one reference
+// until CALL_ENDED.
+ivr_call *call_handle(ivr_engine *handle, const std::shared_ptr<ivr::core::Call> &call);
+
 inline bool valid(const ivr_engine *e) {
   return e && e->magic == kEngineMagic;
 }

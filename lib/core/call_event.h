@@ -19,7 +19,8 @@ enum class EventType : int {
   prompt_finished = 4,
   collect_done = 5,
   call_ended = 6,
-  media_updated = 7
+  media_updated = 7,
+  flow_step = 8
 };
 enum class PromptEnd : int { completed = 0, stopped = 1, barged_in = 2, failed = 3 };
 enum class CollectEnd : int {
@@ -52,6 +53,9 @@ struct CallEvent {
   int sip_code = 0;
   std::string reason;
   bool on_hold = false;
+  // Calls run by a flow (core/flow_runner.h): where they are, and their record at the end.
+  std::string flow_id, flow_version, flow_node, flow_verb, flow_detail;
+  std::string flow_path, flow_end, flow_error;
 };
 
 }  // namespace ivr::core

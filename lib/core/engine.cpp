@@ -3,7 +3,10 @@
 namespace ivr::core {
 
 Engine::Engine(EngineOptions options)
-    : options_(std::move(options)), prompts_(options_.prompt_dir) {}
+    : options_(std::move(options)), prompts_(options_.prompt_dir) {
+  flows_ = std::make_unique<FlowRunner>(*this);
+  flows_->library().set_prompt_dir(options_.prompt_dir);
+}
 
 Engine::~Engine() {
   stop("engine freed");
@@ -96,6 +99,7 @@ void Engine::emit(CallEvent event) {
   while (!pending_.empty()) {
     CallEvent next = std::move(pending_.front());
     pending_.pop_front();
+    flows_->observe(next);  // the flow acts first; the host sees where the call is
     if (sink_) sink_(next);
   }
   dispatching_ = false;

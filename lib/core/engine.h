@@ -15,6 +15,7 @@
 #include "core/call.h"
 #include "core/call_event.h"
 #include "core/event_loop.h"
+#include "core/flow_runner.h"
 #include "media/media_engine.h"
 #include "media/prompt.h"
 #include "sip/sip_stack.h"
@@ -60,6 +61,9 @@ class Engine {
   void emit(CallEvent event);
   void remove_call(sip::DialogId id);
 
+  // Flows: loaded any time (thread-safe); run on calls whose called number maps to one.
+  FlowRunner &flows() { return *flows_; }
+
  private:
   void on_sip_event(sip::SipEvent &event);
   void on_media_event(media::MediaEvent &event);
@@ -72,6 +76,7 @@ class Engine {
   std::unique_ptr<BlockingWorker> worker_;
   std::unique_ptr<media::MediaEngine> media_;
   std::unique_ptr<sip::SipStack> sip_;
+  std::unique_ptr<FlowRunner> flows_;  // after loop_: its timers go before the loop does
   std::map<uint64_t, std::shared_ptr<Call>> calls_;  // engine thread only
   std::atomic<int> call_count_{0};
   std::atomic<uint16_t> sip_port_{0};

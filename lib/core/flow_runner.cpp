@@ -1,0 +1,272 @@
+#include "core/flow_runner.h"
+
+#include <deque>
+
+#include "common/log.h"
+#include "core/engine.h"
+#include "core/event_loop.h"
+#include "flow/interpreter.h"
+
+namespace ivr::core {
+
+// One call run by a flow: the CallPort over core::Call, and the session.
+class FlowCall : public flow::CallPort, public std::enable_shared_from_this<FlowCall> {
+ public:
+  FlowCall(FlowRunner &runner, std::shared_ptr<Call> call,
+           std::shared_ptr<const flow::Program> program)
+      : runner_(runner), call_(std::move(call)), program_(std::move(program)) {}
+
+  void start() {
+    const CallFacts &f = call_->facts();
+    flow::CallInfo info;
+    info.call_id = f.call_id;
+    info.from = f.from_user;
+    info.to = f.to_user;
+    info.from_uri = f.from;
+    info.to_uri = f.to;
+    for (const auto &h : f.headers) info.headers.emplace_back(h.name, h.value);
+    info.started_at = std::chrono::system_clock::now();
+    session_ = std::make_unique<flow::Session>(program_, *this, std::move(info));
+    std::weak_ptr<FlowCall> weak = weak_from_this();
+    session_->set_trace_sink([weak](const flow::TraceEntry &e) {
+      if (auto self = weak.lock()) self->on_trace(e);
+    });
+    deliver([this] { session_->start(); });
+  }
+
+  // Runs fn inside the session, or after the session call in progress returns: the
+  // interpreter is never re-entered from inside one of its own port calls.
+  void deliver(std::function<void()> fn) {
+    pending_.push_back(std::move(fn));
+    if (in_session_) return;
+    in_session_ = true;
+    while (!pending_.empty()) {
+      auto next = std::move(pending_.front());
+      pending_.pop_front();
+      next();
+    }
+    in_session_ = false;
+  }
+
+  void on_event(CallEvent &e) {
+    switch (e.type) {
+      case EventType::call_answered:
+        deliver([this] { session_->on_answered(); });
+        break;
+      case EventType::prompt_finished:
+        // Only the latest of our prompts completes the step; replaced ones just end.
+        if (prompts_ > 0 && --prompts_ == 0) {
+          bool ok = e.prompt_end != PromptEnd::failed;
+          deliver([this, ok] { session_->on_prompt_done(ok); });
+        }
+        break;
+      case EventType::collect_done:
+        if (collects_ > 0 && --collects_ == 0) {
+          auto end = static_cast<flow::CollectEnd>(static_cast<int>(e.collect_end));
+          std::string digits = e.digits;
+          deliver([this, digits, end] { session_->on_collect_done(digits, end); });
+        }
+        break;
+      case EventType::call_ended:
+        ended_ = true;
+        deliver([this] { session_->on_call_ended(); });
+        timers_.clear();
+        break;
+      default:
+        break;
+    }
+    annotate(e);
+    if (e.type == EventType::call_ended) {
+      for (const std::string &n : session_->path())
+        e.flow_path += (e.flow_path.empty() ? "" : " > ") + n;
+      e.flow_end = flow::end_reason_name(session_->end_reason());
+      e.flow_error = session_->error();
+    }
+  }
+
+  void annotate(CallEvent &e) const {
+    e.flow_id = program_->id;
+    e.flow_version = program_->version;
+    e.flow_node = session_ ? session_->current_node() : "";
+  }
+
+  void verb_done(uint64_t token, flow::CustomResult result) {
+    if (ended_) return;
+    deliver([this, token, result] { session_->on_custom_done(token, result); });
+  }
+
+  // ---- CallPort ----
+  void start_answer() override {
+    if (auto s = call_->answer(); !s) {
+      log_failure("answer", s.error());  // the engine rejects the call; CALL_ENDED follows
+    }
+  }
+  void start_play(const std::string &file) override {
+    if (auto s = call_->play(file); !s) {
+      log_failure("play " + file, s.error());
+      prompt_failed();
+      return;
+    }
+    ++prompts_;
+  }
+  void start_say(const std::string &text, const std::string &voice, unsigned rate) override {
+    (void)voice;
+    (void)rate;
+    // Text-to-speech arrives with the TTS prompt source; until then a say step fails
+    // visibly (its on_error exit) rather than silently.
+    log_failure("say \"" + text + "\"",
+                Error{Errc::unsupported, "text-to-speech is not available"});
+    prompt_failed();
+  }
+  void start_collect(const flow::CollectRequest &req) override {
+    CollectOptions o;
+    o.max_digits = req.max_digits;
+    o.terminators = req.terminators;
+    o.first_digit_timeout_ms = req.first_digit_timeout_ms;
+    o.inter_digit_timeout_ms = req.inter_digit_timeout_ms;
+    o.barge_in = req.barge_in;
+    if (auto s = call_->collect(o); !s) {
+      log_failure("collect", s.error());
+      deliver([this] { session_->on_collect_done("", flow::CollectEnd::first_timeout); });
+      return;
+    }
+    ++collects_;
+  }
+  void start_timer(uint32_t ms, uint64_t token) override {
+    std::weak_ptr<FlowCall> weak = weak_from_this();
+    EventLoop &loop = runner_.engine_.loop();
+    auto timer = std::make_unique<Timer>(loop.base(), [weak, token, &loop] {
+      auto self = weak.lock();
+      if (!self) return;
+      // A timer must not be destroyed inside its own callback: drop it afterwards.
+      loop.post([weak, token] {
+        if (auto s = weak.lock()) s->timers_.erase(token);
+      });
+      self->deliver([self, token] { self->session_->on_timer(token); });
+    });
+    timer->arm(ms);
+    timers_[token] = std::move(timer);
+  }
+  void cancel_timer(uint64_t token) override { timers_.erase(token); }
+  void start_custom(const std::string &verb, const flow::CustomArgs &args,
+                    uint64_t token) override {
+    VerbHandler handler = runner_.handler(verb);
+    if (!handler) {
+      deliver([this, token, verb] {
+        flow::CustomResult r;
+        r.error = "no handler is registered for verb " + verb;
+        session_->on_custom_done(token, r);
+      });
+      return;
+    }
+    auto req = std::make_unique<VerbRequest>();
+    req->verb = verb;
+    req->node = session_->current_node();
+    req->args = args.values;
+    req->call = call_;
+    req->flow_call = weak_from_this();
+    req->token = token;
+    handler(std::move(req));
+  }
+  void stop_prompt() override { (void)call_->stop_playback(); }
+  void hangup(int sip_status, const std::string &reason) override {
+    if (ended_) return;
+    Call::State st = call_->state();
+    Status s = (st == Call::State::incoming || st == Call::State::ringing)
+                   ? call_->reject(sip_status ? sip_status : 480, reason)
+                   : call_->hangup(reason);
+    if (!s) log_failure("hangup", s.error());
+  }
+
+ private:
+  void prompt_failed() {
+    if (prompts_ == 0) deliver([this] { session_->on_prompt_done(false); });
+    // Otherwise an earlier prompt is still to finish: it completes the step, as failed.
+  }
+  void log_failure(const std::string &what, const Error &e) {
+    IVR_LOG(runner_.engine_.logger(), warn, "flow", "call %s flow %s node %s: %s failed: %s",
+            call_->facts().call_id.c_str(), program_->id.c_str(),
+            session_ ? session_->current_node().c_str() : "", what.c_str(), e.message.c_str());
+  }
+  void on_trace(const flow::TraceEntry &t) {
+    CallEvent e;
+    e.type = EventType::flow_step;
+    e.call = call_;
+    annotate(e);
+    e.flow_node = t.node;
+    e.flow_verb = t.verb;
+    e.flow_detail = t.detail;
+    IVR_LOG(runner_.engine_.logger(), debug, "flow", "call %s %s %s: %s",
+            call_->facts().call_id.c_str(), t.node.c_str(), t.verb.c_str(), t.detail.c_str());
+    runner_.engine_.emit(std::move(e));
+  }
+
+  FlowRunner &runner_;
+  std::shared_ptr<Call> call_;
+  std::shared_ptr<const flow::Program> program_;
+  std::unique_ptr<flow::Session> session_;
+  std::map<uint64_t, std::unique_ptr<Timer>> timers_;
+  std::deque<std::function<void()>> pending_;
+  bool in_session_ = false;
+  bool ended_ = false;
+  unsigned prompts_ = 0, collects_ = 0;
+};
+
+FlowRunner::FlowRunner(Engine &engine) : engine_(engine) {}
+FlowRunner::~FlowRunner() = default;
+
+void FlowRunner::register_verb(const std::string &name, VerbHandler handler) {
+  {
+    std::lock_guard lock(verbs_mutex_);
+    verbs_[name] = std::move(handler);
+  }
+  library_.add_custom_verb(name);
+}
+
+VerbHandler FlowRunner::handler(const std::string &verb) {
+  std::lock_guard lock(verbs_mutex_);
+  auto it = verbs_.find(verb);
+  return it == verbs_.end() ? VerbHandler{} : it->second;
+}
+
+void FlowRunner::observe(CallEvent &event) {
+  if (!event.call || event.type == EventType::flow_step) return;
+  uint64_t id = event.call->id();
+  if (event.type == EventType::call_started) {
+    const std::string &to = event.call->facts().to_user;
+    auto program = library_.resolve(to);
+    if (!program) {
+      std::string mapped = library_.mapped_flow(to);
+      if (!mapped.empty())
+        IVR_LOG(engine_.logger(), warn, "flow",
+                "call %s to %s: entry point names flow %s, which has no active version",
+                event.call->facts().call_id.c_str(), to.c_str(), mapped.c_str());
+      return;
+    }
+    auto fc = std::make_shared<FlowCall>(*this, event.call, program);
+    calls_[id] = fc;
+    fc->start();
+    fc->annotate(event);
+    return;
+  }
+  auto it = calls_.find(id);
+  if (it == calls_.end()) return;
+  auto fc = it->second;  // keeps it alive through the event
+  fc->on_event(event);
+  if (event.type == EventType::call_ended) calls_.erase(id);
+}
+
+void FlowRunner::complete_verb(std::unique_ptr<VerbRequest> request, std::string exit,
+                               std::string error) {
+  std::shared_ptr<VerbRequest> req(std::move(request));
+  flow::CustomResult result;
+  result.exit = std::move(exit);
+  result.error = std::move(error);
+  result.values = req->results;
+  // Always through the loop: a host completing inside its callback must not re-enter.
+  engine_.loop().post([req, result] {
+    if (auto fc = req->flow_call.lock()) fc->verb_done(req->token, result);
+  });
+}
+
+}  // namespace ivr::core
