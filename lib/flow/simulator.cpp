@@ -38,8 +38,9 @@ class SimPort : public CallPort {
     prompt(static_cast<uint32_t>(words * 60000 / (rate ? rate : 160)));
   }
   void start_collect(const CollectRequest &req) override {
-    // Digits typed during the prompt barge in; the collect's timers start after it.
-    uint64_t base = req.barge_in ? now_ : prompt_end_;
+    // Digits typed during the prompt barge in; the collect's timers start after it (never
+    // before now: a prompt that ended earlier must not move the clock back).
+    uint64_t base = req.barge_in ? now_ : std::max(now_, prompt_end_);
     std::string digits;
     CollectEnd end;
     uint64_t t = base;
