@@ -629,31 +629,32 @@ class Compiler {
       gs.no_input_prompt = prompt_field(v, ptr, "no_input_prompt");
       gs.invalid_prompt = prompt_field(v, ptr, "invalid_prompt");
       gs.retries = static_cast<unsigned>(int_field(v, ptr, "retries", 0, kMaxRetries, 2));
-      gs.barge_in = bool_field(v, ptr, "barge_in", true);
+      gs.collect.barge_in = bool_field(v, ptr, "barge_in", true);
       gs.on_no_input = exit_field(g, v, ptr, "on_no_input");
       gs.on_invalid = exit_field(g, v, ptr, "on_invalid");
       if (menu) {
-        gs.min_digits = gs.max_digits = 1;
-        gs.terminators = "";
-        gs.first_digit_timeout_ms =
+        gs.min_digits = gs.collect.max_digits = 1;
+        gs.collect.terminators = "";
+        gs.collect.first_digit_timeout_ms =
             static_cast<uint32_t>(int_field(v, ptr, "timeout_ms", 100, kMaxTimeoutMs, 5000));
         gs.choices = exit_map(g, v, ptr, "choices", true);
         no_next("menu (its exits are \"choices\")");
       } else {
-        gs.max_digits = static_cast<unsigned>(int_field(v, ptr, "max_digits", 1, kMaxDigits, 16));
+        gs.collect.max_digits =
+            static_cast<unsigned>(int_field(v, ptr, "max_digits", 1, kMaxDigits, 16));
         gs.min_digits = static_cast<unsigned>(int_field(v, ptr, "min_digits", 1, kMaxDigits, 1));
-        if (gs.min_digits > gs.max_digits)
+        if (gs.min_digits > gs.collect.max_digits)
           problem(v, ptr + "/min_digits", "min_digits is larger than max_digits");
-        gs.terminators = "#";
+        gs.collect.terminators = "#";
         if (auto *t = string_field(v, ptr, "terminators", false)) {
           if (t->find_first_not_of("0123456789*#ABCD") != std::string::npos)
             problem(*v.find("terminators"), ptr + "/terminators",
                     "terminators are DTMF digits (0-9, *, #, A-D)");
-          gs.terminators = *t;
+          gs.collect.terminators = *t;
         }
-        gs.first_digit_timeout_ms = static_cast<uint32_t>(
+        gs.collect.first_digit_timeout_ms = static_cast<uint32_t>(
             int_field(v, ptr, "first_digit_timeout_ms", 100, kMaxTimeoutMs, 5000));
-        gs.inter_digit_timeout_ms = static_cast<uint32_t>(
+        gs.collect.inter_digit_timeout_ms = static_cast<uint32_t>(
             int_field(v, ptr, "inter_digit_timeout_ms", 100, kMaxTimeoutMs, 3000));
         if (v.find("valid")) gs.valid = expression_field(v, ptr, "valid", false);
         if (auto *s = string_field(v, ptr, "store", false)) {

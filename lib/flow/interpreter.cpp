@@ -285,13 +285,7 @@ struct Session::Impl {
       if (!start_prompt(gs.prompt, &detail)) return;
       trace(detail);
     }
-    CollectRequest req;
-    req.max_digits = gs.max_digits;
-    req.terminators = gs.terminators;
-    req.first_digit_timeout_ms = gs.first_digit_timeout_ms;
-    req.inter_digit_timeout_ms = gs.inter_digit_timeout_ms;
-    req.barge_in = gs.barge_in;
-    port.start_collect(req);
+    port.start_collect(gs.collect);
     trace("collect attempt " + std::to_string(attempts + 1) + " of " +
           std::to_string(gs.retries + 1));
     waiting(Wait::collect);

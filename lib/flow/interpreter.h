@@ -16,13 +16,6 @@
 
 namespace ivr::flow {
 
-struct CollectRequest {
-  unsigned max_digits = 1;
-  std::string terminators;
-  uint32_t first_digit_timeout_ms = 5000, inter_digit_timeout_ms = 3000;
-  bool barge_in = true;
-};
-
 enum class CollectEnd { max_digits, terminator, first_timeout, inter_timeout, cancelled };
 
 struct CustomArgs {

@@ -47,6 +47,14 @@ struct Literal {
   std::string s;
 };
 
+// Digit collection as the call's port performs it (one attempt of a gather or menu).
+struct CollectRequest {
+  unsigned max_digits = 1;
+  std::string terminators;
+  uint32_t first_digit_timeout_ms = 5000, inter_digit_timeout_ms = 3000;
+  bool barge_in = true;
+};
+
 struct Answer {};
 struct Play {
   Prompt prompt;
@@ -54,11 +62,9 @@ struct Play {
 struct Gather {
   bool menu = false;
   Prompt prompt, no_input_prompt, invalid_prompt;
-  unsigned min_digits = 1, max_digits = 1;
-  std::string terminators;
-  uint32_t first_digit_timeout_ms = 5000, inter_digit_timeout_ms = 3000;
-  unsigned retries = 2;  // attempts after the first one
-  bool barge_in = true;
+  CollectRequest collect;
+  unsigned min_digits = 1;
+  unsigned retries = 2;                      // attempts after the first one
   std::optional<rules::Expression> valid;    // gather: extra check on the digits
   std::string store;                         // gather: "vars.x" receives the digits
   std::map<std::string, NodeIndex> choices;  // menu: digit -> node

@@ -11,11 +11,10 @@
 #include <unistd.h>
 
 #include "capi_test.h"
+#include "capi_wait.h"
 
 extern char **environ;
 
-static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static ivr_event_type seen[64];
 static char dtmf_digits[16];
 static size_t seen_count = 0, dtmf_count = 0;
@@ -102,20 +101,6 @@ static void on_event(const ivr_event *ev, void *user_data) {
   }
 }
 
-/* Waits (bounded) until *flag is set. */
-static int wait_flag(int *flag, int seconds) {
-  struct timespec deadline;
-  int ok;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += seconds;
-  pthread_mutex_lock(&mutex);
-  while (!*flag && pthread_cond_timedwait(&cond, &mutex, &deadline) == 0) {
-  }
-  ok = *flag;
-  pthread_mutex_unlock(&mutex);
-  return ok;
-}
-
 static size_t index_of(ivr_event_type type) {
   size_t i;
   for (i = 0; i < seen_count; i++)
@@ -147,8 +132,9 @@ int main(void) {
   snprintf(target, sizeof target, "127.0.0.1:%u", (unsigned)opts.sip_port);
   snprintf(local_port, sizeof local_port, "%u", (unsigned)free_udp_port());
   {
-    char *argv[] = {"sipp", "-sf", scenario, "-m", "1", "-nostdin", "-i", "127.0.0.1",
-                    "-p", local_port, "-timeout", "30s", "-timeout_error", target, NULL};
+    char *argv[] = {"sipp",     "-sf", scenario,         "-m",   "1",
+                    "-nostdin", "-i",  "127.0.0.1",      "-p",   local_port,
+                    "-timeout", "30s", "-timeout_error", target, NULL};
     CHECK(posix_spawnp(&sipp, "sipp", NULL, NULL, argv, environ) == 0);
   }
 

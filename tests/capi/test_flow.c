@@ -11,11 +11,10 @@
 #include <unistd.h>
 
 #include "capi_test.h"
+#include "capi_wait.h"
 
 extern char **environ;
 
-static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int call_ended = 0, verb_calls = 0, steps = 0, in_gather = 0;
 static char end_flow[32], end_version[16], end_path[256], end_flow_end[32], end_reason[128];
 static char verb_phone[32], verb_lead[32], verb_call_id[128];
@@ -89,19 +88,6 @@ static void on_event(const ivr_event *ev, void *user_data) {
   CHECK(ev->version >= 2);
   pthread_cond_broadcast(&cond);
   pthread_mutex_unlock(&mutex);
-}
-
-static int wait_flag(int *flag, int seconds) {
-  struct timespec deadline;
-  int ok;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += seconds;
-  pthread_mutex_lock(&mutex);
-  while (!*flag && pthread_cond_timedwait(&cond, &mutex, &deadline) == 0) {
-  }
-  ok = *flag;
-  pthread_mutex_unlock(&mutex);
-  return ok;
 }
 
 static void free_string(void *p) {
