@@ -77,8 +77,7 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
     }
     annotate(e);
     if (e.type == EventType::call_ended) {
-      for (const std::string &n : session_->path())
-        e.flow_path += (e.flow_path.empty() ? "" : " > ") + n;
+      e.flow_path = session_->path_text();
       e.flow_end = flow::end_reason_name(session_->end_reason());
       e.flow_error = session_->error();
     }

@@ -230,7 +230,10 @@ struct Session::Impl {
     const Node &n = node();
     if (!entered) {
       entered = true;
-      self.path_.push_back(display(n));
+      if (self.path_.size() < kMaxPathRecord)
+        self.path_.push_back(display(n));
+      else
+        ++self.path_dropped_;
       attempts = 0;
       feedback = nullptr;
     }
@@ -618,6 +621,13 @@ void Session::on_call_ended() {
   Impl &m = *impl_;
   if (finished_) return;
   m.finish(EndReason::caller_hangup, "", 0, "");
+}
+
+std::string Session::path_text() const {
+  std::string out;
+  for (const std::string &n : path_) out += (out.empty() ? "" : " > ") + n;
+  if (path_dropped_) out += " > ... (+" + std::to_string(path_dropped_) + " more)";
+  return out;
 }
 
 std::string Session::current_node() const {

@@ -67,6 +67,8 @@ struct CustomResult {
   std::string error;                                        // not empty: the verb failed (on_error)
 };
 
+inline constexpr size_t kMaxPathRecord = 1000;
+
 struct SessionLimits {
   unsigned max_steps_without_wait = 1000;
   unsigned max_subflow_depth = 16;
@@ -103,7 +105,12 @@ class Session {
   bool finished() const { return finished_; }
   EndReason end_reason() const { return end_reason_; }
   const std::string &error() const { return error_; }
-  const std::vector<std::string> &path() const { return path_; }  // every node entered
+  // The nodes entered, in order: the first kMaxPathRecord of them, then a count of the rest
+  // (a call that loops for hours must not grow its record without bound).
+  const std::vector<std::string> &path() const { return path_; }
+  uint64_t path_dropped() const { return path_dropped_; }
+  // "a > b > c", with " > ... (+N more)" when entries were dropped.
+  std::string path_text() const;
   const Program &program() const { return *program_; }
   std::string current_node() const;
   // vars.* and steps.* values set so far, rendered as text (for records and the simulator).
@@ -119,6 +126,7 @@ class Session {
   EndReason end_reason_ = EndReason::completed;
   std::string error_;
   std::vector<std::string> path_;
+  uint64_t path_dropped_ = 0;
   friend struct Impl;
 };
 

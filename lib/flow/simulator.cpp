@@ -24,6 +24,7 @@ class SimPort : public CallPort {
   }
 
   Session *session = nullptr;
+  std::string cut_off;
   int hangup_status = 0;
   std::string hangup_reason;
   bool hung_up = false;
@@ -125,8 +126,18 @@ class SimPort : public CallPort {
         timers_.clear();
         prompt_pending_ = false;
       });
+    uint64_t count = 0;
     while (!events_.empty() && !session->finished()) {
       auto it = events_.begin();
+      if (it->first.first > opts_.max_duration_ms) {
+        cut_off = "stopped after " + std::to_string(opts_.max_duration_ms / 1000) +
+                  " s of simulated time";
+        break;
+      }
+      if (++count > opts_.max_events) {
+        cut_off = "stopped after " + std::to_string(opts_.max_events) + " simulated events";
+        break;
+      }
       now_ = it->first.first;
       auto fn = std::move(it->second);
       events_.erase(it);
@@ -181,12 +192,14 @@ SimulationResult simulate(std::shared_ptr<const Program> program, const Simulati
   session.start();
   port.run();
   result.path = session.path();
+  result.path_text = session.path_text();
   result.end = session.end_reason();
   result.error = session.error();
   result.hangup_status = port.hangup_status;
   result.hangup_reason = port.hangup_reason;
   result.variables = session.variables();
   result.duration_ms = port.now();
+  result.cut_off = port.cut_off;
   return result;
 }
 

@@ -24,6 +24,10 @@ struct SimulationOptions {
   std::map<std::string, CustomResult> custom_results;
   // When >= 0, the caller hangs up at this virtual time (ms from the start).
   int64_t hangup_at_ms = -1;
+  // A flow may legitimately wait forever (a pause loop): the simulation stops after this
+  // much virtual time or this many port completions, and says so (SimulationResult::cut_off).
+  uint64_t max_duration_ms = 4 * 3600 * 1000;
+  uint64_t max_events = 100000;
   uint32_t prompt_ms = 1000;  // simulated length of a prompt file
   SessionLimits limits;
 };
@@ -36,12 +40,14 @@ struct SimulationStep {
 struct SimulationResult {
   std::vector<SimulationStep> trace;
   std::vector<std::string> path;
+  std::string path_text;  // joined by " > ", with a count of dropped entries
   EndReason end = EndReason::completed;
   std::string error;
   int hangup_status = 0;
   std::string hangup_reason;
   std::vector<std::pair<std::string, std::string>> variables;
   uint64_t duration_ms = 0;
+  std::string cut_off;  // not empty: why the simulation stopped before the flow ended
 };
 
 SimulationResult simulate(std::shared_ptr<const Program> program, const SimulationOptions &opts);

@@ -177,14 +177,15 @@ int main(int argc, char **argv) {
   for (const SimulationStep &s : r.trace)
     std::printf("%7.3f  %-24s %-10s %s\n", static_cast<double>(s.at_ms) / 1000.0,
                 s.entry.node.c_str(), s.entry.verb.c_str(), s.entry.detail.c_str());
-  std::string path;
-  for (const std::string &n : r.path) path += (path.empty() ? "" : " > ") + n;
-  std::printf("end: %s after %.3f s", end_reason_name(r.end),
+  const std::string &path = r.path_text;
+  std::printf("end: %s after %.3f s", r.cut_off.empty() ? end_reason_name(r.end) : "none",
               static_cast<double>(r.duration_ms) / 1000.0);
   if (r.hangup_status) std::printf(", SIP %d", r.hangup_status);
   if (!r.hangup_reason.empty()) std::printf(", \"%s\"", r.hangup_reason.c_str());
   std::printf("\n");
   if (!r.error.empty()) std::printf("error: %s\n", r.error.c_str());
+  if (!r.cut_off.empty())
+    std::printf("simulation %s; the flow was still running\n", r.cut_off.c_str());
   std::printf("path: %s\n", path.c_str());
   for (auto &[k, v] : r.variables) std::printf("  %s = %s\n", k.c_str(), v.c_str());
   return r.end == EndReason::error || r.end == EndReason::step_limit ? 3 : 0;

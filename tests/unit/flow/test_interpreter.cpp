@@ -182,7 +182,15 @@ TEST_CASE("interpreter: a loop that never waits hits the step limit") {
   o.hangup_at_ms = 3000000;
   r = run(waits, o);
   CHECK(r.end == EndReason::caller_hangup);
-  CHECK(r.path.size() > 1000);
+  CHECK(r.path.size() == kMaxPathRecord);  // the record is bounded; the rest is counted
+  CHECK(r.path_text.find(" > ... (+") !=
+        std::string::npos);  // Without a hangup the simulation stops itself, and says so.
+  r = run(waits);
+  CHECK(r.cut_off == "stopped after 14400 s of simulated time");
+  CHECK_FALSE(r.path.empty());
+  SimulationOptions few;
+  few.max_events = 10;
+  CHECK(run(waits, few).cut_off == "stopped after 10 simulated events");
 }
 
 TEST_CASE("interpreter: custom verbs pick exits, set step values, fail and time out") {
