@@ -50,6 +50,41 @@ IVR_API int ivr_call_hangup(ivr_call *call, const char *reason);
  */
 IVR_API int ivr_call_play(ivr_call *call, const char *prompt);
 
+#define IVR_SAY_OPTIONS_VERSION 1
+/** The longest text ivr_call_say accepts, in bytes of UTF-8 (without the NUL). */
+#define IVR_SAY_MAX_TEXT 4096
+
+/** Text-to-speech. Fields are only ever appended; set up with IVR_SAY_OPTIONS_INIT. */
+typedef struct ivr_say_options {
+  unsigned int version;  /**< IVR_SAY_OPTIONS_VERSION */
+  const char *voice;     /**< an espeak-ng voice: a name, file or language as listed by
+                              `espeak-ng --voices` ("en", "en-us", "de", "gmw/en-US"),
+                              optionally "+variant" (`espeak-ng --voices=variant`, e.g.
+                              "en+f3"); case-insensitive; default "en" (also for NULL) */
+  unsigned int rate_wpm; /**< speaking rate in words per minute, 80..450; default 160 */
+} ivr_say_options;
+
+#define IVR_SAY_OPTIONS_INIT { IVR_SAY_OPTIONS_VERSION, "en", 160 }
+
+/** Fills opts with the defaults of the given version. IVR_EVERSION if unknown. */
+IVR_API int ivr_say_options_init(ivr_say_options *opts, unsigned int version);
+
+/**
+ * Speaks text (UTF-8, 1..IVR_SAY_MAX_TEXT bytes) with espeak-ng, and plays it exactly like
+ * ivr_call_play plays a file: it replaces the current prompt, a collect's barge-in and
+ * ivr_call_stop_playback stop it, and IVR_EVENT_PROMPT_FINISHED follows with prompt
+ * "say:" + text. Synthesis runs on the library's text-to-speech thread, never on the
+ * engine thread; audio is cached by (text, voice, rate) for every call, so a repeated
+ * text starts at once. opts may be NULL (the defaults). text and opts are copied.
+ * Errors: IVR_EINVAL for NULL, empty (or all-space), too long or invalid UTF-8 text, a
+ * rate_wpm outside 80..450 or a malformed voice; IVR_ENOTFOUND for a voice espeak-ng does
+ * not have; IVR_EVERSION for an unknown opts->version; IVR_EBUSY when 256 distinct texts
+ * already wait for synthesis; IVR_EUNSUPPORTED when espeak-ng could not start;
+ * IVR_ESTATE before the call is answered. ivr_error_last() names the field. A synthesis
+ * that fails later ends the prompt with IVR_PROMPT_FAILED and the event's reason says why.
+ */
+IVR_API int ivr_call_say(ivr_call *call, const char *text, const ivr_say_options *opts);
+
 /** Stops the current prompt (IVR_PROMPT_STOPPED). No-op when nothing plays. */
 IVR_API int ivr_call_stop_playback(ivr_call *call);
 

@@ -64,6 +64,36 @@ IVR_API int ivr_call_play(ivr_call *call, const char *prompt){IVR_CAPI_GUARD({
   return act(call, "play", [&](ivr::core::Call &c) { return c.play(name); });
 })}
 
+IVR_API int ivr_say_options_init(ivr_say_options *opts, unsigned int version) {
+  if (!opts) return set_error(IVR_EINVAL, "opts: NULL");
+  if (version != IVR_SAY_OPTIONS_VERSION)
+    return set_error(IVR_EVERSION,
+                     "version: unknown say options version " + std::to_string(version));
+  ivr_say_options defaults = IVR_SAY_OPTIONS_INIT;
+  *opts = defaults;
+  return IVR_OK;
+}
+
+IVR_API int ivr_call_say(ivr_call *call, const char *text,
+                         const ivr_say_options *opts){IVR_CAPI_GUARD({
+  if (!text) return set_error(IVR_EINVAL, "say: text: NULL");
+  // Measure at most one byte past the limit: never copy a huge text only to refuse it.
+  const size_t length = strnlen(text, IVR_SAY_MAX_TEXT + 1);
+  if (length > IVR_SAY_MAX_TEXT)
+    return set_error(IVR_EINVAL,
+                     "say: text: longer than " + std::to_string(IVR_SAY_MAX_TEXT) + " bytes");
+  ivr::core::SayOptions options;
+  if (opts) {
+    if (opts->version != IVR_SAY_OPTIONS_VERSION)
+      return set_error(IVR_EVERSION,
+                       "say: opts.version: unknown version " + std::to_string(opts->version));
+    if (opts->voice) options.voice = opts->voice;
+    options.rate_wpm = opts->rate_wpm;
+  }
+  std::string words(text, length);
+  return act(call, "say", [&](ivr::core::Call &c) { return c.say(words, options); });
+})}
+
 IVR_API int ivr_call_stop_playback(ivr_call *call){IVR_CAPI_GUARD({
   return act(call, "stop_playback", [](ivr::core::Call &c) { return c.stop_playback(); });
 })}

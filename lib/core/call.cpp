@@ -158,20 +158,10 @@ Status Call::play(const std::string &name) {
   if (!media_open_) return Error{Errc::bad_state, "play: call not answered"};
   if (auto s = check_prompt_name(name); !s) return s;
 
-  if (current_playback_) {
-    auto &old = playbacks_.at(current_playback_);
-    if (old.in_media)
-      engine_.media().stop_playback(dialog_);  // media reports it stopped
-    else
-      finish_playback(current_playback_, PromptEnd::stopped);
-  }
-  uint64_t id = next_playback_id_++;
-  playbacks_[id] = Playback{name};
-  current_playback_ = id;
-
+  const uint64_t id = next_playback_id_++;
+  begin_playback(id, name);
   if (auto prompt = engine_.prompts().find(name)) {
-    engine_.media().play(dialog_, std::move(prompt), id);
-    playbacks_[id].in_media = true;
+    start_prompt(id, std::move(prompt));
     return {};
   }
   // Not cached yet: decode on the worker, never on the engine loop.
@@ -186,17 +176,64 @@ Status Call::play(const std::string &name) {
   return {};
 }
 
+Status Call::say(const std::string &text, const SayOptions &options) {
+  if (auto s = check_alive(); !s) return s;
+  if (!media_open_) return Error{Errc::bad_state, "say: call not answered"};
+  media::TtsService *tts = engine_.tts();
+  if (!tts) {
+    return Error{Errc::unsupported,
+                 "say: text-to-speech is unavailable: " + engine_.tts_error().message};
+  }
+  const media::SayRequest request{text, options.voice, options.rate_wpm};
+  if (auto s = tts->check(request); !s) return s;
+
+  const uint64_t id = next_playback_id_++;
+  if (auto prompt = tts->find(request)) {  // cached: nothing to wait for
+    begin_playback(id, media::TtsService::prompt_name(text));
+    start_prompt(id, std::move(prompt));
+    return {};
+  }
+  // Synthesised on the TTS thread; the prompt comes back through the engine loop.
+  std::weak_ptr<Call> weak = shared_from_this();
+  EventLoop *loop = &engine_.loop();  // outlives the TTS thread (Engine::stop)
+  auto queued =
+      tts->request(request, [loop, weak, id](media::TtsService::Done::argument_type prompt) {
+        loop->post([weak, id, prompt = std::move(prompt)]() mutable {
+          if (auto call = weak.lock()) call->on_prompt_loaded(id, std::move(prompt));
+        });
+      });
+  if (!queued) return queued;  // the current prompt plays on
+  begin_playback(id, media::TtsService::prompt_name(text));
+  return {};
+}
+
+void Call::begin_playback(uint64_t id, std::string name) {
+  if (current_playback_) {
+    auto &old = playbacks_.at(current_playback_);
+    if (old.in_media)
+      engine_.media().stop_playback(dialog_);  // media reports it stopped
+    else
+      finish_playback(current_playback_, PromptEnd::stopped);
+  }
+  playbacks_[id] = Playback{std::move(name)};
+  current_playback_ = id;
+}
+
+void Call::start_prompt(uint64_t id, std::shared_ptr<const media::Prompt> prompt) {
+  engine_.media().play(dialog_, std::move(prompt), id);
+  playbacks_[id].in_media = true;
+}
+
 void Call::on_prompt_loaded(uint64_t id, Result<std::shared_ptr<const media::Prompt>> prompt) {
   auto it = playbacks_.find(id);
   if (it == playbacks_.end() || id != current_playback_ || ended()) return;
   if (!prompt) {
     IVR_LOG(engine_.logger(), warn, "call", "call %s: %s", facts_.call_id.c_str(),
             prompt.error().message.c_str());
-    finish_playback(id, PromptEnd::failed);
+    finish_playback(id, PromptEnd::failed, prompt.error().message);
     return;
   }
-  engine_.media().play(dialog_, std::move(*prompt), id);
-  it->second.in_media = true;
+  start_prompt(id, std::move(*prompt));
 }
 
 Status Call::stop_playback() {
@@ -215,12 +252,13 @@ void Call::on_playback_finished(uint64_t id, media::PlaybackEnd end) {
   finish_playback(id, to_prompt_end(end, it->second.barged));
 }
 
-void Call::finish_playback(uint64_t id, PromptEnd end) {
+void Call::finish_playback(uint64_t id, PromptEnd end, std::string reason) {
   auto it = playbacks_.find(id);
   if (it == playbacks_.end()) return;
   CallEvent event = make_event(EventType::prompt_finished);
   event.prompt = std::move(it->second.name);
   event.prompt_end = end;
+  event.reason = std::move(reason);  // why it failed; "" otherwise
   playbacks_.erase(it);
   if (id == current_playback_) current_playback_ = 0;
   emit(std::move(event));

@@ -30,6 +30,12 @@ struct CollectOptions {
   bool barge_in = true;
 };
 
+// Text-to-speech (media/tts.h has the limits: text 1..4096 bytes of UTF-8, rate 80..450).
+struct SayOptions {
+  std::string voice = "en";  // an espeak-ng voice ("en", "en-us", "de", "en+f3", ...)
+  unsigned rate_wpm = 160;   // words per minute
+};
+
 // Set once when the INVITE arrives, then read-only: safe to read from any thread.
 struct CallFacts {
   std::string call_id, from, to, from_user, to_user, request_uri, contact, remote_signaling;
@@ -74,6 +80,12 @@ class Call : public std::enable_shared_from_this<Call> {
   Status reject(int status, const std::string &reason);
   Status hangup(const std::string &reason);
   Status play(const std::string &prompt);
+  // Speaks text like play() plays a file: replaces the current prompt, obeys barge-in and
+  // stop_playback, ends with PROMPT_FINISHED named "say:" + text (failed, with the reason,
+  // when synthesis fails). Synthesised on the TTS thread unless cached; never blocks.
+  // Errors at once: invalid_argument (text, rate_wpm, malformed voice), not_found (unknown
+  // voice), unsupported (no espeak-ng), busy (synthesis queue full), bad_state, gone.
+  Status say(const std::string &text, const SayOptions &options = {});
   Status stop_playback();
   Status collect(const CollectOptions &options);
   Status set_inband_dtmf(bool enabled);
@@ -106,7 +118,10 @@ class Call : public std::enable_shared_from_this<Call> {
   bool feed_digit(const media::DtmfDigit &digit);  // true when it ended the collect
   void stop_for_barge_in();
   void on_digit_timeout();
-  void finish_playback(uint64_t playback_id, PromptEnd end);
+  // Stops the current prompt (it reports stopped) and makes `id` the current one.
+  void begin_playback(uint64_t id, std::string name);
+  void start_prompt(uint64_t id, std::shared_ptr<const media::Prompt> prompt);
+  void finish_playback(uint64_t playback_id, PromptEnd end, std::string reason = {});
   void finish_collect(CollectEnd end);
   void arm_first_digit_timer();
   bool playing() const { return current_playback_ != 0; }

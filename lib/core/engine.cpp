@@ -18,6 +18,14 @@ Status Engine::start() {
   if (!loop) return loop.error();
   loop_ = std::move(*loop);
   worker_ = std::make_unique<BlockingWorker>();
+  // Text-to-speech is optional: without espeak-ng, say fails with its reason.
+  if (auto synthesizer = media::make_espeak_synthesizer()) {
+    tts_ = std::make_unique<media::TtsService>(std::move(*synthesizer), options_.tts);
+  } else {
+    tts_error_ = synthesizer.error();
+    IVR_LOG(options_.logger, warn, "tts", "text-to-speech unavailable: %s",
+            tts_error_.message.c_str());
+  }
 
   // Decoding every prompt up front keeps first plays off the worker; a bad file is not
   // fatal: calls that ask for it get PROMPT_FINISHED failed.
@@ -34,6 +42,7 @@ Status Engine::start() {
   };
   auto media = media::MediaEngine::create(std::move(media_options));
   if (!media) {
+    tts_.reset();
     loop_.reset();
     worker_.reset();
     return Error{Errc::media, media.error().message};
@@ -50,6 +59,7 @@ Status Engine::start() {
   if (!sip) {
     loop_->stop();
     media_.reset();
+    tts_.reset();
     worker_.reset();
     loop_.reset();
     return Error{Errc::sip, sip.error().message};
@@ -76,6 +86,7 @@ void Engine::stop(const std::string &reason) {
   });
   loop_->stop();
   sip_.reset();
+  tts_.reset();  // abandons queued syntheses; their results find the loop stopped
   worker_.reset();
   media_.reset();
   IVR_LOG(options_.logger, info, "engine", "stopped (%s)", reason.c_str());

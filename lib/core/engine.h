@@ -18,6 +18,7 @@
 #include "core/flow_runner.h"
 #include "media/media_engine.h"
 #include "media/prompt.h"
+#include "media/tts.h"
 #include "sip/sip_stack.h"
 
 namespace ivr::core {
@@ -26,6 +27,7 @@ struct EngineOptions {
   sip::SipOptions sip;  // sink and logger are filled by the engine
   media::MediaEngine::Options media;
   std::string prompt_dir = ".";
+  media::TtsOptions tts;  // the say cache's byte budget and queue bound
   LoggerPtr logger;
 };
 
@@ -55,6 +57,9 @@ class Engine {
   media::MediaEngine &media() { return *media_; }
   media::PromptCache &prompts() { return prompts_; }
   BlockingWorker &worker() { return *worker_; }
+  // Text-to-speech: nullptr when espeak-ng could not start (tts_error() says why).
+  media::TtsService *tts() { return tts_.get(); }
+  const Error &tts_error() const { return tts_error_; }
   EventLoop &loop() { return *loop_; }
   const LoggerPtr &logger() const { return options_.logger; }
   const std::string &rtp_address() const { return options_.media.rtp_address; }
@@ -74,6 +79,8 @@ class Engine {
   media::PromptCache prompts_;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<BlockingWorker> worker_;
+  std::unique_ptr<media::TtsService> tts_;  // after loop_: its callbacks post to the loop
+  Error tts_error_{Errc::unsupported, "the engine is not started"};
   std::unique_ptr<media::MediaEngine> media_;
   std::unique_ptr<sip::SipStack> sip_;
   std::unique_ptr<FlowRunner> flows_;  // after loop_: its timers go before the loop does

@@ -13,13 +13,10 @@ namespace ivr::media {
 namespace {
 
 constexpr int kTargetRate = 8000;
-constexpr sf_count_t kReadFrames = 4096;  // per sf_readf_float call
+constexpr sf_count_t kReadFrames = 4096;  // per sf_readf_float call and per resampler block
 
 struct SndfileCloser {
   void operator()(SNDFILE *f) const { sf_close(f); }
-};
-struct SrcDeleter {
-  void operator()(SRC_STATE *s) const { src_delete(s); }
 };
 
 int16_t to_int16(float x) {
@@ -51,6 +48,56 @@ const uint8_t *Prompt::frame(Codec codec, size_t i) const {
   return bytes.data() + i * kSamplesPerFrame;
 }
 
+void Resampler8k::SrcDeleter::operator()(SRC_STATE_tag *state) const {
+  src_delete(state);
+}
+
+Result<Resampler8k> Resampler8k::create(int rate) {
+  Resampler8k resampler(rate);
+  if (rate == kTargetRate) return resampler;
+  if (rate < 1 || !src_is_valid_ratio(static_cast<double>(kTargetRate) / rate)) {
+    return Error{Errc::unsupported, "sample rate " + std::to_string(rate) + " Hz out of range"};
+  }
+  int err = 0;
+  resampler.state_.reset(src_new(SRC_SINC_MEDIUM_QUALITY, 1, &err));
+  if (!resampler.state_) return Error{Errc::internal, src_strerror(err)};
+  return resampler;
+}
+
+Status Resampler8k::feed(std::span<const float> mono, bool last, std::vector<int16_t> &out) {
+  if (!state_) {
+    for (float x : mono) out.push_back(to_int16(x));
+    return {};
+  }
+  const double ratio = static_cast<double>(kTargetRate) / rate_;
+  // Enough for one block at the largest valid ratio (256) plus the filter's tail.
+  if (buffer_.empty()) buffer_.resize(static_cast<size_t>(std::ceil(kReadFrames * ratio)) + 4096);
+  // Feed in blocks; at the end keep calling with no input until the filter is drained.
+  SRC_DATA data{};
+  data.data_in = mono.data();
+  data.src_ratio = ratio;
+  data.end_of_input = last ? 1 : 0;
+  size_t remaining = mono.size();
+  for (;;) {
+    const size_t block = std::min(remaining, static_cast<size_t>(kReadFrames));
+    data.input_frames = static_cast<long>(block);
+    data.data_out = buffer_.data();
+    data.output_frames = static_cast<long>(buffer_.size());
+    // The end-of-input flag only on the final block, or the filter drains too early.
+    data.end_of_input = (last && block == remaining) ? 1 : 0;
+    const int err = src_process(state_.get(), &data);
+    if (err != 0) return Error{Errc::internal, src_strerror(err)};
+    for (long i = 0; i < data.output_frames_gen; ++i) {
+      out.push_back(to_int16(buffer_[static_cast<size_t>(i)]));
+    }
+    data.data_in += data.input_frames_used;
+    remaining -= static_cast<size_t>(data.input_frames_used);
+    if (remaining > 0) continue;
+    if (!last || data.output_frames_gen == 0) break;
+  }
+  return {};
+}
+
 Result<std::shared_ptr<const Prompt>> load_prompt_file(const std::string &path,
                                                        const std::string &name) {
   std::error_code ec;
@@ -65,23 +112,13 @@ Result<std::shared_ptr<const Prompt>> load_prompt_file(const std::string &path,
   }
   if (info.frames < 1) return file_error(Errc::media, path, "contains no audio");
 
-  const double ratio = static_cast<double>(kTargetRate) / info.samplerate;
-  std::unique_ptr<SRC_STATE, SrcDeleter> resampler;
-  if (info.samplerate != kTargetRate) {
-    if (!src_is_valid_ratio(ratio)) {
-      return file_error(Errc::unsupported, path,
-                        "sample rate " + std::to_string(info.samplerate) + " Hz out of range");
-    }
-    int err = 0;
-    resampler.reset(src_new(SRC_SINC_MEDIUM_QUALITY, 1, &err));
-    if (!resampler) return file_error(Errc::internal, path, src_strerror(err));
-  }
+  auto resampler = Resampler8k::create(info.samplerate);
+  if (!resampler) return file_error(resampler.error().code, path, resampler.error().message);
 
   const auto channels = static_cast<size_t>(info.channels);
   std::vector<float> interleaved(static_cast<size_t>(kReadFrames) * channels);
   std::vector<float> mono(static_cast<size_t>(kReadFrames));
-  // Enough for one block at the largest valid ratio (256) plus the resampler's tail.
-  std::vector<float> resampled(static_cast<size_t>(std::ceil(kReadFrames * ratio)) + 4096);
+  const double ratio = static_cast<double>(kTargetRate) / info.samplerate;
   std::vector<int16_t> samples;
   samples.reserve(static_cast<size_t>(static_cast<double>(info.frames) * ratio) + 1);
 
@@ -99,29 +136,9 @@ Result<std::shared_ptr<const Prompt>> load_prompt_file(const std::string &path,
         sum += interleaved[static_cast<size_t>(i) * channels + c];
       mono[static_cast<size_t>(i)] = sum / static_cast<float>(channels);
     }
-    if (!resampler) {
-      for (sf_count_t i = 0; i < got; ++i)
-        samples.push_back(to_int16(mono[static_cast<size_t>(i)]));
-      continue;
-    }
-    // Feed the block; at the end keep calling with no input until the filter is drained.
-    SRC_DATA data{};
-    data.data_in = mono.data();
-    data.input_frames = static_cast<long>(got);
-    data.src_ratio = ratio;
-    data.end_of_input = end_of_input ? 1 : 0;
-    for (;;) {
-      data.data_out = resampled.data();
-      data.output_frames = static_cast<long>(resampled.size());
-      const int err = src_process(resampler.get(), &data);
-      if (err != 0) return file_error(Errc::internal, path, src_strerror(err));
-      for (long i = 0; i < data.output_frames_gen; ++i) {
-        samples.push_back(to_int16(resampled[static_cast<size_t>(i)]));
-      }
-      data.data_in += data.input_frames_used;
-      data.input_frames -= data.input_frames_used;
-      if (data.input_frames > 0) continue;
-      if (!end_of_input || data.output_frames_gen == 0) break;
+    const std::span<const float> block(mono.data(), static_cast<size_t>(got));
+    if (Status fed = resampler->feed(block, end_of_input, samples); !fed) {
+      return file_error(fed.error().code, path, fed.error().message);
     }
   }
   if (samples.empty()) return file_error(Errc::media, path, "contains no audio");

@@ -6,11 +6,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "common/result.h"
 #include "media/g711.h"
+
+struct SRC_STATE_tag;  // libsamplerate's converter
 
 namespace ivr::media {
 
@@ -26,12 +29,34 @@ class Prompt {
   // 160 encoded bytes of frame i in the given codec.
   const uint8_t *frame(Codec codec, size_t i) const;
   uint32_t duration_ms() const { return static_cast<uint32_t>(frames_ * 20); }
+  // Memory held by the encoded frames (both codecs).
+  size_t bytes() const { return pcmu_.size() + pcma_.size(); }
 
  private:
   std::string name_;
   size_t frames_ = 0;
   std::vector<uint8_t> pcmu_;
   std::vector<uint8_t> pcma_;
+};
+
+// Converts mono float audio (full scale +-1.0) at any rate to 8 kHz 16-bit, block by block:
+// libsamplerate's SRC_SINC_MEDIUM_QUALITY, clipping rather than wrapping. Audio files and
+// text-to-speech go through this one path, so every prompt is converted alike.
+class Resampler8k {
+ public:
+  // Errc::unsupported for a rate libsamplerate cannot convert to 8 kHz.
+  static Result<Resampler8k> create(int rate);
+  // Appends the 8 kHz samples of `mono` to `out`; `last` flushes the filter's tail.
+  Status feed(std::span<const float> mono, bool last, std::vector<int16_t> &out);
+
+ private:
+  struct SrcDeleter {
+    void operator()(SRC_STATE_tag *state) const;
+  };
+  explicit Resampler8k(int rate) : rate_(rate) {}
+  int rate_ = 0;
+  std::unique_ptr<SRC_STATE_tag, SrcDeleter> state_;  // null at 8 kHz: passthrough
+  std::vector<float> buffer_;
 };
 
 // Decodes any libsndfile-readable file (WAV PCM 8/16/24/32-bit, float, mu-law, A-law...),
