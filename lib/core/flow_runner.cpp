@@ -109,13 +109,12 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
     ++prompts_;
   }
   void start_say(const std::string &text, const std::string &voice, unsigned rate) override {
-    (void)voice;
-    (void)rate;
-    // Text-to-speech arrives with the TTS prompt source; until then a say step fails
-    // visibly (its on_error exit) rather than silently.
-    log_failure("say \"" + text + "\"",
-                Error{Errc::unsupported, "text-to-speech is not available"});
-    prompt_failed();
+    if (auto s = call_->say(text, SayOptions{voice, rate}); !s) {
+      log_failure("say \"" + text + "\"", s.error());
+      prompt_failed();
+      return;
+    }
+    ++prompts_;
   }
   void start_collect(const flow::CollectRequest &req) override {
     CollectOptions o;

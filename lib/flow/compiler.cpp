@@ -28,6 +28,18 @@ bool valid_name(std::string_view s) {
                      [](char c) { return isalnum(static_cast<unsigned char>(c)) || c == '_'; });
 }
 
+// "../x", "a/../b", ".." - as the engine refuses at play time; "a..b.wav" is fine.
+bool has_dotdot_component(std::string_view name) {
+  size_t start = 0;
+  while (start <= name.size()) {
+    size_t slash = name.find('/', start);
+    if (name.substr(start, slash - start) == "..") return true;
+    if (slash == std::string_view::npos) return false;
+    start = slash + 1;
+  }
+  return false;
+}
+
 std::string quoted(std::string_view s) {
   return "\"" + std::string(s) + "\"";
 }
@@ -237,7 +249,7 @@ class Compiler {
   void check_prompt_file(const Value &v, const std::string &ptr, const Template &t) {
     if (!t.constant()) return;
     std::string name = t.parts.empty() ? "" : t.parts[0].text;
-    if (name.empty() || name[0] == '/' || name.find("..") != std::string::npos) {
+    if (name.empty() || name[0] == '/' || has_dotdot_component(name)) {
       problem(v, ptr,
               "prompt file must be a relative name inside the prompt directory, without \"..\"");
       return;
@@ -548,6 +560,7 @@ class Compiler {
       if (digits && (e.key.size() != 1 || std::string_view("0123456789*#ABCD").find(e.key[0]) ==
                                               std::string_view::npos)) {
         problem_key(e, eptr, "a menu choice is one DTMF digit (0-9, *, #, A-D)");
+        out["?" + e.key] = exit_target(g, e.value, eptr);  // still an edge for reachability
         continue;
       }
       out[e.key] = exit_target(g, e.value, eptr);
@@ -671,6 +684,12 @@ class Compiler {
       if (const Value *vals = field(v, ptr, "values", Kind::object, true)) {
         for (const json::Member &m : vals->members) {
           std::string mptr = json::pointer_append(ptr + "/values", m.key);
+          if (m.key.rfind("call.", 0) == 0 || m.key.rfind("steps.", 0) == 0) {
+            problem_key(m, mptr,
+                        "call.* and steps.* are read-only; set names flow variables (\"name\" or "
+                        "\"vars.name\")");
+            continue;
+          }
           std::string var = m.key.rfind("vars.", 0) == 0 ? m.key : "vars." + m.key;
           if (!valid_dotted(var.substr(5))) {
             problem_key(m, mptr, "variable name must be identifiers joined by '.'");

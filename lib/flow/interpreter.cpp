@@ -405,6 +405,11 @@ struct Session::Impl {
         auto it = s.results.find(result);
         NodeIndex t = it != s.results.end() ? it->second : s.default_node;
         set_text("steps." + node().name + ".result", result);
+        if (t == kNoNode) {
+          fail("rule " + std::to_string(*m + 1) + " chose result \"" + result +
+               "\", which has no exit in \"results\", and there is no \"default\"");
+          return;
+        }
         trace("rule " + std::to_string(*m + 1) + " -> result " + result + exit_text(t));
         return pick(t);
       }

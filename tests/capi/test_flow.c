@@ -15,7 +15,7 @@
 
 extern char **environ;
 
-static int call_ended = 0, verb_calls = 0, steps = 0, in_gather = 0;
+static int call_ended = 0, verb_calls = 0, steps = 0, in_gather = 0, said = 0;
 static char end_flow[32], end_version[16], end_path[256], end_flow_end[32], end_reason[128];
 static char verb_phone[32], verb_lead[32], verb_call_id[128];
 
@@ -26,6 +26,7 @@ static const char *kFlowV1 =
     "              \"lead\": \"{{call.headers.x_lead_id}}\"}, \"exits\": {\"vip\": \"code\"},\n"
     "              \"next\": \"bye\", \"timeout_ms\": 5000},\n"
     "  \"code\": {\"verb\": \"gather\", \"max_digits\": 4, \"store\": \"vars.code\",\n"
+    "            \"prompt\": {\"say\": \"Your code, {{call.from}}?\", \"voice\": \"en-us\"},\n"
     "            \"first_digit_timeout_ms\": 10000, \"next\": \"check\", \"on_no_input\": "
     "\"bye\"},\n"
     "  \"check\": {\"verb\": \"if\", \"condition\": \"vars.code == '42'\", \"then\": \"ok\", "
@@ -77,6 +78,7 @@ static void on_event(const ivr_event *ev, void *user_data) {
     CHECK(strcmp(ev->flow_id, "capi") == 0 && strcmp(ev->flow_version, "1") == 0);
     CHECK(ev->flow_node[0] != '\0' && ev->flow_verb[0] != '\0');
     if (strcmp(ev->flow_node, "code") == 0) in_gather = 1;
+    if (strstr(ev->flow_detail, "say \"Your code, 5551234?\"") != NULL) said = 1;
   } else if (ev->type == IVR_EVENT_CALL_ENDED) {
     copy(end_flow, sizeof end_flow, ev->flow_id);
     copy(end_version, sizeof end_version, ev->flow_version);
@@ -188,6 +190,7 @@ int main(void) {
   CHECK(strcmp(end_flow_end, "hangup") == 0);
   CHECK(strcmp(end_reason, "code 42 tier gold") == 0);
   CHECK(steps >= 5);
+  CHECK(said == 1); /* the gather's prompt was spoken (text-to-speech) */
 
   CHECK(ivr_engine_stop(engine, "done") == IVR_OK);
   ivr_engine_free(engine);

@@ -142,3 +142,31 @@ TEST_CASE("validate: the demo flow and the examples in docs are valid") {
     flowtest::must_compile(text);
   }
 }
+
+TEST_CASE("validate: every ```json example in docs/flows.md is a valid flow") {
+  std::ifstream f(std::string(IVR_SOURCE_DIR) + "/docs/flows.md");
+  REQUIRE(f.good());
+  std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CompileOptions o;
+  o.custom_verbs.insert("crm.lookup");
+  size_t pos = 0, examples = 0;
+  while ((pos = text.find("```json\n", pos)) != std::string::npos) {
+    size_t start = pos + 8, end = text.find("```", start);
+    REQUIRE(end != std::string::npos);
+    std::string block = text.substr(start, end - start);
+    pos = end + 3;
+    if (block.find("\"nodes\"") == std::string::npos) continue;  // a fragment, not a flow
+    ++examples;
+    INFO(block);
+    flowtest::must_compile(block, o);
+  }
+  CHECK(examples >= 5);
+}
+
+TEST_CASE("validate: set cannot write call facts; '..' is refused only as a path part") {
+  std::string t = problems_text(R"({"flow": "f", "start": "a", "nodes": {
+    "a": {"verb": "set", "values": {"call.from": "'x'"}, "next": "b"},
+    "b": {"verb": "play", "file": "intro..v2.wav"}}})");
+  CHECK(t.find("/nodes/a/values/call.from: call.* and steps.* are read-only") != std::string::npos);
+  CHECK(t.find("/nodes/b") == std::string::npos);
+}
