@@ -6,7 +6,9 @@
 - Sipp / run_sipp: run SIPp 3.6.1 in the foreground (-nostdin; -bg does not work
   here) with every trace file in a per-run directory, bounded by -timeout and by a
   process timeout, and parse its statistics,
-- parse_result_line: the `call <Call-ID> digits <digits> source <source>` lines.
+- parse_result_line: the `call <Call-ID> digits <digits> source <source>` lines,
+- Ivrd / parse_flow_line: the same for ivrd (examples/ivrd) and its
+  `call <Call-ID> flow <id> version <v> end <end> path <path>` lines.
 
 Only Debian's /usr/bin/python3 standard library is used.
 """
@@ -14,6 +16,7 @@ Only Debian's /usr/bin/python3 standard library is used.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import re
@@ -143,6 +146,12 @@ def prompts_dir() -> str | None:
 class IvrHello:
     """One ivr-hello process on a free loopback SIP port and RTP range."""
 
+    name = "ivr-hello"  # prints "<name> listening on sip:HOST:PORT" on stderr when ready
+
+    @staticmethod
+    def parse_line(line: str):
+        return parse_result_line(line)
+
     def __init__(self, *extra_args: str, log_level: str | None = None,
                  rtp_ports: int = 200, prompts: str | None = None):
         self.binary = hello_binary()
@@ -179,7 +188,7 @@ class IvrHello:
             t = threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
             t.start()
             self._threads.append(t)
-        want = "ivr-hello listening on sip:%s:%d" % (HOST, self.port)
+        want = "%s listening on sip:%s:%d" % (self.name, HOST, self.port)
         deadline = time.monotonic() + ready_timeout
         with self._cv:
             while True:
@@ -195,8 +204,8 @@ class IvrHello:
                 self._cv.wait(min(left, 0.2))
         rc = self.proc.poll()
         self.kill()
-        raise RuntimeError("ivr-hello did not print %r within %.0f s (exit code %s)\n"
-                           "command: %s\nstderr:\n%s" % (want, ready_timeout, rc,
+        raise RuntimeError("%s did not print %r within %.0f s (exit code %s)\n"
+                           "command: %s\nstderr:\n%s" % (self.name, want, ready_timeout, rc,
                                                        " ".join(self.args), self.stderr_text()))
 
     def _pump(self, stream, sink):
@@ -262,12 +271,12 @@ class IvrHello:
     def lines(self) -> list[CallLine]:
         with self._cv:
             raw = [l for _, l in self.stdout_lines]
-        return [c for c in (parse_result_line(l) for l in raw) if c]
+        return [c for c in (self.parse_line(l) for l in raw) if c]
 
     def bad_stdout_lines(self) -> list[str]:
         with self._cv:
             raw = [l for _, l in self.stdout_lines]
-        return [l for l in raw if parse_result_line(l) is None]
+        return [l for l in raw if self.parse_line(l) is None]
 
     def lines_for(self, call_id: str) -> list[CallLine]:
         return [c for c in self.lines() if c.call_id == call_id]
@@ -282,7 +291,7 @@ class IvrHello:
             while True:
                 got = {}
                 for _, l in self.stdout_lines:
-                    c = parse_result_line(l)
+                    c = self.parse_line(l)
                     if c and c.call_id in want and c.call_id not in got:
                         got[c.call_id] = c
                 if len(got) == len(want):
@@ -305,6 +314,97 @@ class IvrHello:
                 if left <= 0:
                     return None
                 self._cv.wait(min(left, 0.2))
+
+
+# ----------------------------------------------------------------------- ivrd
+
+FLOW_LINE_RE = re.compile(
+    r"^call (?P<call_id>\S+) flow (?:(?P<flow>[^\s-]\S*) version (?P<version>\S+) "
+    r"end (?P<flow_end>\S+) path (?P<path>\S.*)|- end (?P<end_reason>\S+))$")
+
+
+@dataclass(frozen=True)
+class FlowLine:
+    """ivrd's line for one call: flow "-" (and end = the call's end reason) when no
+    flow took the call."""
+    call_id: str
+    flow: str
+    version: str
+    end: str
+    path: str
+    raw: str
+
+
+def parse_flow_line(line: str) -> FlowLine | None:
+    m = FLOW_LINE_RE.match(line.rstrip("\r\n"))
+    if not m:
+        return None
+    if m["flow"]:
+        return FlowLine(m["call_id"], m["flow"], m["version"], m["flow_end"], m["path"],
+                        line.rstrip("\r\n"))
+    return FlowLine(m["call_id"], "-", "", m["end_reason"], "", line.rstrip("\r\n"))
+
+
+def ivrd_binary() -> str | None:
+    p = os.environ.get("IVRD")
+    if p and os.access(p, os.X_OK):
+        return p
+    build = os.environ.get("IVR_BUILD_DIR")
+    roots = [Path(build)] if build else []
+    roots += [HERE.parents[1] / "build", HERE.parents[2] / "build"]
+    for root in roots:
+        cand = root / "examples" / "ivrd" / "ivrd"
+        if cand.is_file() and os.access(cand, os.X_OK):
+            return str(cand)
+    return None
+
+
+class Ivrd(IvrHello):
+    """One ivrd process. The test's configuration (a dict, as in examples/ivrd/demo.json)
+    is written to workdir with a free loopback SIP port and RTP range filled in (unless
+    given); stdout lines are ivrd's per-call lines (FlowLine)."""
+
+    name = "ivrd"
+
+    @staticmethod
+    def parse_line(line: str):
+        return parse_flow_line(line)
+
+    def __init__(self, config: dict, workdir: Path, *extra_args: str,
+                 rtp_ports: int = 200, binary: str | None = None):
+        self.binary = binary or ivrd_binary()
+        if not self.binary:
+            raise RuntimeError("ivrd binary not found (set IVRD or IVR_BUILD_DIR)")
+        config = json.loads(json.dumps(config))  # a copy the caller's dict does not see
+        sip = config.setdefault("sip", {})
+        sip.setdefault("address", HOST)
+        if "port" not in sip:
+            sip["port"] = free_port()
+        rtp = config.setdefault("rtp", {})
+        if "port_min" not in rtp:
+            rtp["port_min"] = free_port_block(rtp_ports)
+            rtp["port_max"] = rtp["port_min"] + rtp_ports - 1
+        self.config = config
+        self.port = int(sip["port"])
+        self.rtp_min, self.rtp_max = rtp["port_min"], rtp["port_max"]
+        self.prompts = config.get("prompt_dir")
+        self.log_level = config.get("log_level", "info")
+        global _ivrd_counter
+        _ivrd_counter += 1
+        self.config_path = Path(workdir) / ("ivrd-%02d.json" % _ivrd_counter)
+        self.config_path.write_text(json.dumps(config, indent=2) + "\n")
+        self.args = [self.binary, "--config", str(self.config_path)] + list(extra_args)
+        self.proc = None
+        self.stdout_lines = []
+        self.stderr_lines = []
+        self._cv = threading.Condition()
+        self._threads = []
+        self.ready_line = None
+        self.returncode = None
+        self.started_at = 0.0
+
+
+_ivrd_counter = 0
 
 
 # ---------------------------------------------------------------------- SIPp
