@@ -194,13 +194,28 @@ class Compiler {
   // ---- expressions and templates ----
   std::optional<rules::Expression> expression(const Value &v, const std::string &ptr,
                                               std::string_view src, size_t src_index) {
-    auto r = rules::compile(src, *program_->variables);
+    auto r = rules::compile(src, *program_->variables, expression_options());
     if (r.ok()) return std::move(r).value();
+    if (names_broken_schedule(r.error().message)) return std::nullopt;  // reported already
     uint32_t col = error_column(r.error().message);
     // The string starts after its quote; escapes inside would shift this slightly.
     uint32_t offset = v.offset + 1 + static_cast<uint32_t>(src_index) + (col ? col - 1 : 0);
     problem_at(offset, ptr, "bad expression: " + r.error().message);
     return std::nullopt;
+  }
+  // in_schedule("name") must name a schedule of this document (checked at compile time).
+  rules::CompileOptions expression_options() const {
+    rules::CompileOptions o;
+    o.schedules = program_->schedules.get();
+    return o;
+  }
+  // "unknown schedule 'x'" for a schedule that is declared but has its own problems.
+  bool names_broken_schedule(const std::string &message) const {
+    static constexpr std::string_view kUnknown = "unknown schedule '";
+    size_t at = message.find(kUnknown);
+    if (at == std::string::npos) return false;
+    size_t from = at + kUnknown.size(), to = message.find('\'', from);
+    return to != std::string::npos && schedule_declared(message.substr(from, to - from));
   }
   std::optional<rules::Expression> expression_field(const Value &obj, const std::string &ptr,
                                                     std::string_view key, bool required) {
@@ -485,7 +500,8 @@ class Compiler {
         if (!when || !then) continue;
         // Compile once here for the error position; the rule set compiles its own copy.
         if (!expression(*when, rptr + "/when", when->string, 0)) continue;
-        if (auto s = set.add(when->string, *then, *program_->variables); !s.ok())
+        if (auto s = set.add(when->string, *then, *program_->variables, expression_options());
+            !s.ok())
           problem(*when, rptr + "/when", s.error().message);
       }
       rule_set_index_[m.key] = static_cast<int>(program_->rule_sets.size());

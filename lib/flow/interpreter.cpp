@@ -90,6 +90,7 @@ struct Session::Impl {
     values.resize(n);
     strings.resize(n);
     answered = info.answered;
+    ctx.set_schedules(prog.schedules.get());
   }
 
   // ---- variables ----
@@ -110,7 +111,13 @@ struct Session::Impl {
     set_var(name, rules::Value::string(text));
   }
   rules::Bindings bindings() const { return {values.data(), values.size()}; }
+  // The instant now() and in_schedule() see, and the schedule node tests: the session's
+  // clock (virtual in the simulator), never read by the evaluator itself.
+  std::chrono::system_clock::time_point now() const {
+    return self.clock_ ? self.clock_() : std::chrono::system_clock::now();
+  }
   Result<rules::Value> eval(const rules::Expression &e) {
+    ctx.set_time(now());
     return rules::evaluate(e, bindings(), ctx);
   }
   Result<std::string> render(const Template &t) {
@@ -395,6 +402,7 @@ struct Session::Impl {
   void exec(const Node &, const Switch &s) {
     if (s.rule_set >= 0) {
       const rules::RuleSet &set = prog.rule_sets[static_cast<size_t>(s.rule_set)];
+      ctx.set_time(now());
       auto m = set.first_match(bindings(), ctx);
       if (!m.ok()) {
         fail(m.error().message);
@@ -444,7 +452,7 @@ struct Session::Impl {
       fail("schedule \"" + b.schedule + "\" is not defined");
       return;
     }
-    bool open = s->is_open(self.clock_ ? self.clock_() : std::chrono::system_clock::now());
+    bool open = s->is_open(now());
     NodeIndex t = open ? b.open_node : b.closed_node;
     trace(std::string(open ? "open" : "closed") + exit_text(t));
     go(t);

@@ -150,6 +150,46 @@ TEST_CASE("interpreter: schedule branch follows the clock, across DST") {
   CHECK(run(doc, o).hangup_reason == "closed");
 }
 
+TEST_CASE("interpreter: in_schedule() and now() in expressions see the call's clock") {
+  // Two zones, each across its own DST change: New York springs forward on 8 March 2026,
+  // Berlin on 29 March. A rule set and an if both read the schedules; now() is Unix seconds.
+  const char *doc = R"J({"flow": "t", "start": "route",
+    "schedules": {
+      "ny": {"time_zone": "America/New_York", "weekly": {"sun": ["09:00-17:00"], "mon": ["09:00-17:00"]}},
+      "berlin": {"time_zone": "Europe/Berlin", "weekly": {"sun": ["09:00-17:00"], "mon": ["09:00-17:00"]}}},
+    "rule_sets": {"desk": {"rules": [
+      {"when": "in_schedule('ny')", "then": "ny"},
+      {"when": "in_schedule('berlin')", "then": "berlin"}]}},
+    "nodes": {
+      "route": {"verb": "switch", "rule_set": "desk", "results": {"ny": "stamp", "berlin": "stamp"}, "default": "check"},
+      "check": {"verb": "if", "condition": "!in_schedule('ny') && !in_schedule('berlin')", "then": "stamp", "else": "bad"},
+      "stamp": {"verb": "set", "values": {"t": "now()"}, "next": "done"},
+      "done": {"verb": "hangup", "reason": "{{steps.route.result}}"},
+      "bad": {"verb": "hangup", "reason": "bad"}}})J";
+  auto at = [](const char *zone, unsigned month, unsigned day, int hour, int minute) {
+    date::local_seconds ls = date::local_days{date::year{2026} / month / day} +
+                             std::chrono::hours(hour) + std::chrono::minutes(minute);
+    return date::make_zoned(zone, ls).get_sys_time();
+  };
+  SimulationOptions o;
+  o.call.started_at = at("America/New_York", 3, 8, 9, 30);  // Sunday, EDT from 02:00
+  auto r = run(doc, o);
+  CHECK(r.hangup_reason == "ny");
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(o.call.started_at.time_since_epoch())
+                  .count();
+  CHECK(var(r, "vars.t") == std::to_string(secs));
+  o.call.started_at = at("America/New_York", 3, 8, 8, 59);  // 13:59 in Berlin: open there
+  CHECK(run(doc, o).hangup_reason == "berlin");
+  o.call.started_at = at("Europe/Berlin", 3, 29, 8, 59);  // Sunday, CEST from 02:00; 02:59 NY
+  r = run(doc, o);
+  CHECK(r.hangup_reason == "");
+  CHECK(path_text(r) == "route > check > stamp > done");
+  o.call.started_at = at("Europe/Berlin", 3, 29, 9, 0);
+  CHECK(run(doc, o).hangup_reason == "berlin");
+  o.call.started_at = at("Europe/Berlin", 3, 30, 16, 59);  // Monday 10:59 NY: both open
+  CHECK(run(doc, o).hangup_reason == "ny");
+}
+
 TEST_CASE("interpreter: subflow call and return, pause, goto") {
   const char *doc = R"({"flow": "sub", "start": "a",
     "subflows": {"auth": {"start": "ask", "nodes": {

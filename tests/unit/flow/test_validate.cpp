@@ -124,6 +124,28 @@ TEST_CASE("validate: schedules, rule sets, subflows") {
   CHECK(t.find("/subflows/unused: subflow \"unused\" is never called") != std::string::npos);
 }
 
+TEST_CASE("validate: in_schedule() must name a schedule of the document") {
+  std::string t = problems_text(R"J({"flow": "f", "start": "a",
+    "schedules": {"office": {"time_zone": "Europe/Berlin", "weekly": {"mon": ["09:00-17:00"]}},
+                  "broken": {"time_zone": "Mars/Olympus", "weekly": {}}},
+    "rule_sets": {"r": {"rules": [{"when": "in_schedule('ofice')", "then": "x"}]}},
+    "nodes": {
+      "a": {"verb": "if", "condition": "in_schedule('office') || in_schedule('nope')", "then": "b", "else": "b"},
+      "b": {"verb": "if", "condition": "in_schedule('broken')", "then": "c", "else": "c"},
+      "c": {"verb": "switch", "rule_set": "r", "default": "d"},
+      "d": {"verb": "hangup"}}})J");
+  MESSAGE(t);
+  // The column points at the name inside the expression: 'nope' is at column 38.
+  CHECK(t.find("/nodes/a/condition: bad expression: column 38: unknown schedule 'nope'") !=
+        std::string::npos);
+  CHECK(t.find("/rule_sets/r/rules/0/when: bad expression: column 13: unknown schedule 'ofice'") !=
+        std::string::npos);
+  // A declared schedule with its own problems is reported there, not at each use.
+  CHECK(t.find("Mars/Olympus") != std::string::npos);
+  CHECK(t.find("unknown schedule 'broken'") == std::string::npos);
+  CHECK(t.find("unknown schedule 'office'") == std::string::npos);
+}
+
 TEST_CASE("validate: custom verbs must be registered") {
   const char *doc = R"({"flow": "f", "start": "a", "nodes": {
     "a": {"verb": "crm.lookup", "args": {"phone": "{{call.from}}"}, "exits": {"found": "b"}, "next": "b"},
