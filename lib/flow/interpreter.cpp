@@ -68,6 +68,7 @@ struct Session::Impl {
 
   struct Frame {
     int graph;
+    NodeIndex call;    // the calling subflow node (its on_error catches the subflow's errors)
     NodeIndex resume;  // where the caller continues after the subflow returns
   };
   int graph = 0;
@@ -178,7 +179,9 @@ struct Session::Impl {
     if (timer_token) port.cancel_timer(timer_token);
     if (r != EndReason::caller_hangup) port.hangup(sip_status, reason);
   }
-  // A step failed: its on_error exit when it has one, else the call ends with the error.
+  // A step failed: its on_error exit when it has one; else, inside a subflow, the on_error
+  // of the nearest calling subflow node that has one (the subflows in between are left);
+  // else the call ends with the error.
   void fail(const std::string &err) {
     std::string where = cur == kNoNode ? "" : "node " + display(node()) + ": ";
     if (cur != kNoNode && node().on_error != kNoNode) {
@@ -188,6 +191,20 @@ struct Session::Impl {
       return;
     }
     if (cur != kNoNode) trace("error: " + err);
+    for (size_t depth = stack.size(); depth-- > 0;) {
+      const Frame &f = stack[depth];
+      const Node &caller =
+          prog.graphs[static_cast<size_t>(f.graph)].nodes[static_cast<size_t>(f.call)];
+      if (caller.on_error == kNoNode) continue;
+      stack.resize(depth);
+      graph = f.graph;
+      cur = f.call;
+      set_text("steps." + caller.name + ".error", where + err);
+      trace("error in subflow: " + where + err + " -> " +
+            g().nodes[static_cast<size_t>(caller.on_error)].name);
+      go(caller.on_error);
+      return;
+    }
     finish(EndReason::error, where + err, 500, "flow error");
   }
 
@@ -473,7 +490,7 @@ struct Session::Impl {
       return;
     }
     trace("call " + prog.graphs[static_cast<size_t>(s.graph)].name);
-    stack.push_back({graph, n.next});
+    stack.push_back({graph, cur, n.next});
     graph = s.graph;
     go(g().start);
   }

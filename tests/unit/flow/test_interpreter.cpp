@@ -207,6 +207,42 @@ TEST_CASE("interpreter: subflow call and return, pause, goto") {
   CHECK(r.hangup_reason == "pin 4321");
 }
 
+TEST_CASE("interpreter: an error in a subflow goes to the nearest calling node's on_error") {
+  // outer calls inner; inner's failing set has no on_error, inner's caller (in outer) has
+  // none either, so the main flow's subflow node catches it and outer and inner are left.
+  const char *doc = R"J({"flow": "sub", "start": "a",
+    "subflows": {
+      "outer": {"start": "call_inner", "nodes": {
+        "call_inner": {"verb": "subflow", "subflow": "inner", "next": "after"},
+        "after": {"verb": "hangup", "reason": "not reached"}}},
+      "inner": {"start": "bad", "nodes": {
+        "bad": {"verb": "set", "values": {"x": "call.from + 1"}, "next": "done"},
+        "done": {"verb": "return"}}}},
+    "nodes": {
+      "a": {"verb": "subflow", "subflow": "outer", "next": "b", "on_error": "oops"},
+      "b": {"verb": "hangup", "reason": "not reached"},
+      "oops": {"verb": "hangup", "reason": "caught: {{steps.a.error}}"}}})J";
+  auto r = run(doc);
+  CHECK(path_text(r) == "a > outer/call_inner > inner/bad > oops");
+  CHECK(r.end == EndReason::hangup_verb);
+  CHECK(r.hangup_reason.find("caught: node inner/bad: ") == 0);
+  CHECK(r.hangup_reason.find("operator '+' cannot take string and number") != std::string::npos);
+  CHECK(trace_text(r).find("error in subflow: node inner/bad") != std::string::npos);
+
+  // Without any on_error on the way up, the call ends with the error as before.
+  const char *plain = R"J({"flow": "sub", "start": "a",
+    "subflows": {"inner": {"start": "bad", "nodes": {
+        "bad": {"verb": "set", "values": {"x": "call.from + 1"}, "next": "done"},
+        "done": {"verb": "return"}}}},
+    "nodes": {
+      "a": {"verb": "subflow", "subflow": "inner", "next": "b"},
+      "b": {"verb": "hangup", "reason": "not reached"}}})J";
+  r = run(plain);
+  CHECK(r.end == EndReason::error);
+  CHECK(r.error.find("node inner/bad: ") == 0);
+  CHECK(path_text(r) == "a > inner/bad");
+}
+
 TEST_CASE("interpreter: a loop that never waits hits the step limit") {
   const char *doc = R"({"flow": "loop", "start": "a", "nodes": {
     "a": {"verb": "set", "values": {"n": 1}, "next": "b"},

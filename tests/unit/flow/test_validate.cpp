@@ -134,7 +134,6 @@ TEST_CASE("validate: in_schedule() must name a schedule of the document") {
       "b": {"verb": "if", "condition": "in_schedule('broken')", "then": "c", "else": "c"},
       "c": {"verb": "switch", "rule_set": "r", "default": "d"},
       "d": {"verb": "hangup"}}})J");
-  MESSAGE(t);
   // The column points at the name inside the expression: 'nope' is at column 38.
   CHECK(t.find("/nodes/a/condition: bad expression: column 38: unknown schedule 'nope'") !=
         std::string::npos);
