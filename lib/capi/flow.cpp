@@ -199,12 +199,7 @@ IVR_API int ivr_engine_register_verb(ivr_engine *engine, const char *name, ivr_v
   if (!name || !valid_verb_name(name))
     return set_error(IVR_EINVAL, "name: 1-64 letters, digits, '_', '.' or '-'");
   if (!cb) return set_error(IVR_EINVAL, "cb: NULL");
-  if (ivr::flow::is_reserved_verb(name) || !std::strcmp(name, "answer") ||
-      !std::strcmp(name, "play") || !std::strcmp(name, "say") || !std::strcmp(name, "gather") ||
-      !std::strcmp(name, "menu") || !std::strcmp(name, "set") || !std::strcmp(name, "if") ||
-      !std::strcmp(name, "switch") || !std::strcmp(name, "schedule") ||
-      !std::strcmp(name, "pause") || !std::strcmp(name, "goto") || !std::strcmp(name, "subflow") ||
-      !std::strcmp(name, "return") || !std::strcmp(name, "hangup"))
+  if (ivr::flow::is_builtin_verb(name))
     return set_error(IVR_EINVAL, std::string("name: \"") + name + "\" is a built-in verb");
   // The user data lives as long as the handler: freed when replaced or with the engine.
   auto holder = std::shared_ptr<void>(user_data, [free_user_data](void *p) {

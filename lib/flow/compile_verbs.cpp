@@ -244,6 +244,10 @@ void Compiler::compile_node(size_t g, Node &n, const Value &v, const std::string
     h.sip_status = static_cast<int>(int_field(v, ptr, "status", 400, 699, 0));
     if (auto t = template_field(v, ptr, "reason", false)) h.reason = std::move(*t);
     n.spec = std::move(h);
+  } else if (*verb == "http") {
+    fields({"method", "url", "query", "headers", "body", "graphql", "soap", "auth", "timeout_ms",
+            "retries", "retry_non_idempotent", "cache", "accept_status", "hold", "on_timeout"});
+    n.spec = compile_http(g, v, ptr);
   } else if (is_reserved_verb(*verb)) {
     problem(verb_v, ptr + "/verb",
             "verb " + quoted(*verb) + " is reserved for a later release and not available yet");

@@ -16,7 +16,9 @@ CompileResult Compiler::run() {
   }
   check_fields(root, "",
                {"flow", "version", "description", "start", "nodes", "variables", "schedules",
-                "rule_sets", "subflows"});
+                "rule_sets", "subflows", "http_budget_ms"});
+  program_->http_budget_ms =
+      static_cast<uint32_t>(int_field(root, "", "http_budget_ms", 100, 600000, 10000));
   if (auto *id = string_field(root, "", "flow", true)) {
     if (!valid_id(*id))
       problem(*root.find("flow"), "/flow",
@@ -338,6 +340,8 @@ std::vector<NodeIndex> Compiler::exits_of(const Node &n) {
         } else if constexpr (std::is_same_v<T, ScheduleBranch>) {
           out.push_back(s.open_node);
           out.push_back(s.closed_node);
+        } else if constexpr (std::is_same_v<T, Http>) {
+          out.push_back(s.on_timeout);
         } else if constexpr (std::is_same_v<T, Custom>) {
           for (auto &[k, e] : s.exits) out.push_back(e);
           out.push_back(s.on_timeout);
@@ -360,6 +364,14 @@ size_t Program::node_count() const {
 
 bool is_reserved_verb(std::string_view verb) {
   return std::find(std::begin(kReserved), std::end(kReserved), verb) != std::end(kReserved);
+}
+
+bool is_builtin_verb(std::string_view verb) {
+  static constexpr std::string_view kBuiltin[] = {
+      "answer",   "play",  "say",  "gather",  "menu",   "set",    "if",  "switch",
+      "schedule", "pause", "goto", "subflow", "return", "hangup", "http"};
+  return is_reserved_verb(verb) ||
+         std::find(std::begin(kBuiltin), std::end(kBuiltin), verb) != std::end(kBuiltin);
 }
 
 std::string format_problem(const Problem &p) {

@@ -37,6 +37,8 @@ CompileResult compile(std::string_view document, const CompileOptions &options =
 
 // Verbs of later releases: accepted names, rejected as not available yet.
 bool is_reserved_verb(std::string_view verb);
+// Built-in and reserved verbs: names a host cannot register as custom verbs.
+bool is_builtin_verb(std::string_view verb);
 
 // Limits applied by the validator.
 inline constexpr size_t kMaxNodes = 10000;

@@ -21,7 +21,7 @@ namespace ivr::flow::detail {
 using json::Kind;
 using json::Value;
 
-inline constexpr std::string_view kReserved[] = {"http",    "db",       "webhook", "route",
+inline constexpr std::string_view kReserved[] = {"db",      "webhook",  "route",
                                                  "enqueue", "transfer", "record"};
 inline constexpr std::string_view kCommonFields[] = {"verb", "next", "on_error", "label", "ui"};
 
@@ -132,6 +132,17 @@ class Compiler {
   void compile_nodes(size_t g);
 
   void compile_node(size_t g, Node &n, const Value &v, const std::string &ptr);
+
+  // ---- the http verb (compile_http.cpp) ----
+  Http compile_http(size_t g, const Value &v, const std::string &ptr);
+  void http_body(const Value &v, const std::string &ptr, Http &h);
+  void http_accept_status(const Value &v, const std::string &ptr, Http &h);
+  // {"name": "template", ...}; header_names: keys must be HTTP header names.
+  std::vector<std::pair<std::string, Template>> template_map(const Value &obj,
+                                                             const std::string &ptr,
+                                                             std::string_view key,
+                                                             bool header_names);
+  std::optional<JsonTemplate> json_template(const Value &v, const std::string &ptr, int depth);
   bool schedule_declared(const std::string &name) const;
 
   // Every node must be reachable from its graph's start; every subflow must be called.

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <map>
 
+#include "common/json.h"
+#include "flow/http_request.h"
 #include "flow/template.h"
 
 namespace ivr::flow {
@@ -25,7 +27,47 @@ const char *end_reason_name(EndReason r) {
 
 namespace {
 
-enum class Wait { none, answer, prompt, feedback_prompt, collect, timer, custom };
+enum class Wait { none, answer, prompt, feedback_prompt, collect, timer, custom, http };
+
+// "Content-Type" -> "content_type": a header name as a step-result key.
+std::string header_key(std::string_view name) {
+  std::string out;
+  for (char c : name)
+    out += c == '-' ? '_' : static_cast<char>(tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// "https://crm.example.com:8443/x" -> "crm.example.com:8443", for messages.
+std::string host_of(const std::string &url) {
+  size_t start = url.find("://");
+  start = start == std::string::npos ? 0 : start + 3;
+  size_t end = url.find_first_of("/?#", start);
+  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+// A GraphQL answer is an error when it is not JSON or has a non-empty "errors" array:
+// returns the messages ("message (at a.b)"; "; " between them), or "" when it has none.
+std::string graphql_errors(const std::string &body) {
+  auto doc = json::parse(body);
+  if (!doc.ok()) return "the GraphQL response is not JSON: " + doc.error().message;
+  const json::Value *errors = doc->root().find("errors");
+  if (!errors || !errors->is(json::Kind::array) || errors->items.empty()) return "";
+  std::string out;
+  for (const json::Value &e : errors->items) {
+    if (!out.empty()) out += "; ";
+    const json::Value *msg = e.find("message");
+    out += msg && msg->is(json::Kind::string) ? msg->string : "an error without a message";
+    if (const json::Value *path = e.find("path"); path && path->is(json::Kind::array)) {
+      std::string at;
+      for (const json::Value &p : path->items) {
+        if (!at.empty()) at += '.';
+        at += p.is(json::Kind::string) ? p.string : number_text(p.number);
+      }
+      if (!at.empty()) out += " (at " + at + ")";
+    }
+  }
+  return out;
+}
 
 const char *collect_end_name(CollectEnd e) {
   switch (e) {
@@ -81,7 +123,10 @@ struct Session::Impl {
   unsigned attempts = 0;  // gather/menu attempts made
   const Prompt *feedback = nullptr;
   uint64_t next_token = 1;
-  uint64_t timer_token = 0, custom_token = 0;
+  uint64_t timer_token = 0, custom_token = 0, http_token = 0;
+  std::chrono::system_clock::time_point http_started;
+  uint64_t http_used_ms = 0;  // of the program's http budget
+  bool hold_playing = false;
   bool running = false;  // inside run(): completions must not re-enter
   std::vector<std::pair<std::string, std::string>> host_vars;
 
@@ -177,6 +222,8 @@ struct Session::Impl {
     self.error_ = err;
     wait = Wait::none;
     if (timer_token) port.cancel_timer(timer_token);
+    if (http_token) port.cancel_http(http_token);
+    http_token = 0;
     if (r != EndReason::caller_hangup) port.hangup(sip_status, reason);
   }
   // A step failed: its on_error exit when it has one; else, inside a subflow, the on_error
@@ -498,6 +545,97 @@ struct Session::Impl {
     trace("return");
     go(kNoNode);  // end_of_graph() pops the frame
   }
+  void exec(const Node &n, const Http &h) {
+    uint64_t budget = prog.http_budget_ms;
+    uint64_t left = budget > http_used_ms ? budget - http_used_ms : 0;
+    if (left == 0) {
+      http_failed(n, h, "budget",
+                  "the call's http budget of " + std::to_string(budget) + " ms is spent");
+      return;
+    }
+    auto req = build_http_request(h, [this](const rules::Expression &e) { return eval(e); });
+    if (!req.ok()) {
+      set_text("steps." + n.name + ".reason", "request");
+      fail("http: " + req.error().message);
+      return;
+    }
+    HttpStart hs;
+    hs.request = std::move(req).value();
+    hs.request.timeout_ms = static_cast<uint32_t>(std::min<uint64_t>(h.timeout_ms, left));
+    hs.request.connect_timeout_ms = std::min(hs.request.connect_timeout_ms, hs.request.timeout_ms);
+    hs.auth = h.auth;
+    hs.retries = h.retries;
+    hs.retry_non_idempotent = h.retry_non_idempotent;
+    hs.cache_ttl_ms = h.cache_ttl_ms;
+    hs.stale_if_error_ms = h.stale_if_error_ms;
+    hs.budget_ms = static_cast<uint32_t>(left);
+    trace(hs.request.method + " " + hs.request.url);
+    http_token = next_token++;
+    http_started = now();
+    waiting(Wait::http);
+    port.start_http(hs, http_token);
+    if (h.hold.kind != Prompt::Kind::none && answered) {
+      start_hold(h);
+      if (hold_playing) trace("hold audio while waiting");
+    }
+  }
+  void start_hold(const Http &h) {
+    std::string detail;
+    auto text = render(h.hold.content);
+    if (!text.ok()) return;  // hold audio is a courtesy: a bad one does not fail the lookup
+    hold_playing = true;
+    if (h.hold.kind == Prompt::Kind::file)
+      port.start_play(*text);
+    else
+      port.start_say(*text, h.hold.voice, h.hold.rate_wpm);
+  }
+  // The lookup failed for `reason`: on_timeout for a timeout when the node has one, else
+  // on_error (or the end of the call).
+  void http_failed(const Node &n, const Http &h, const std::string &reason,
+                   const std::string &error) {
+    set_text("steps." + n.name + ".reason", reason);
+    bool timeout = reason == "timeout" || reason == "budget";
+    if (timeout && h.on_timeout != kNoNode) {
+      set_text("steps." + n.name + ".error", error);
+      trace(reason + ": " + error + exit_text(h.on_timeout));
+      go(h.on_timeout);
+      return;
+    }
+    fail("http " + reason + ": " + error);
+  }
+  void http_done(HttpDone &&d) {
+    const Node &n = node();
+    const Http &h = std::get<Http>(n.spec);
+    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now() - http_started);
+    http_used_ms += static_cast<uint64_t>(std::max<int64_t>(0, elapsed.count()));
+    if (hold_playing) {
+      hold_playing = false;
+      port.stop_prompt();
+    }
+    const std::string prefix = "steps." + n.name + ".";
+    const net::HttpResponse &r = d.response;
+    set_var(prefix + "status", rules::Value::number(r.status));
+    set_var(prefix + "elapsed_ms", rules::Value::number(static_cast<double>(elapsed.count())));
+    set_var(prefix + "attempts", rules::Value::number(d.attempts));
+    set_var(prefix + "cached", rules::Value::boolean(d.cached));
+    set_text(prefix + "body", r.body);
+    for (const auto &[k, v] : r.headers)
+      if (header_key(k) == "content_type") set_text(prefix + "content_type", v);
+    if (!d.reason.empty()) return http_failed(n, h, d.reason, d.error);
+    bool accepted = false;
+    for (auto [lo, hi] : h.accept_status) accepted = accepted || (r.status >= lo && r.status <= hi);
+    if (!accepted)
+      return http_failed(n, h, "status",
+                         "HTTP " + std::to_string(r.status) + " from " + host_of(r.effective_url));
+    if (h.body == Http::Body::graphql) {
+      std::string problem = graphql_errors(r.body);
+      if (!problem.empty()) return http_failed(n, h, "graphql", problem);
+    }
+    set_text(prefix + "reason", "");
+    trace("HTTP " + std::to_string(r.status) +
+          (d.cached ? (d.stale ? " (stale cache)" : " (cache)") : "") + exit_text(n.next));
+    go(n.next);
+  }
   void exec(const Node &, const Hangup &h) {
     std::string reason = "flow hangup";
     if (!h.reason.parts.empty()) {
@@ -587,6 +725,9 @@ void Session::on_prompt_done(bool ok) {
   } else if (m.wait == Wait::feedback_prompt) {
     m.wait = Wait::none;  // the gather continues with its next attempt (step() re-enters it)
     m.run();
+  } else if (m.wait == Wait::http && m.hold_playing) {
+    m.hold_playing = false;
+    if (ok) m.start_hold(std::get<Http>(m.node().spec));  // hold audio repeats until the answer
   }
 }
 
@@ -644,6 +785,15 @@ void Session::on_custom_done(uint64_t token, const CustomResult &result) {
   } else {
     m.fail(c.verb + " chose exit \"" + result.exit + "\", which the node does not have");
   }
+  m.run();
+}
+
+void Session::on_http_done(uint64_t token, HttpDone &&done) {
+  Impl &m = *impl_;
+  if (finished_ || m.wait != Wait::http || token != m.http_token) return;
+  m.wait = Wait::none;
+  m.http_token = 0;
+  m.http_done(std::move(done));
   m.run();
 }
 

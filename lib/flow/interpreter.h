@@ -13,10 +13,33 @@
 #include <vector>
 
 #include "flow/program.h"
+#include "net/http_client.h"
 
 namespace ivr::flow {
 
 enum class CollectEnd { max_digits, terminator, first_timeout, inter_timeout, cancelled };
+
+// One http step as the port performs it. Auth, retries, the cache and the circuit breaker
+// are the port's (the engine's net layer; the simulator answers from a script).
+struct HttpStart {
+  net::HttpRequest request;
+  std::string auth;  // auth profile name, "" for none
+  unsigned retries = 0;
+  bool retry_non_idempotent = false;
+  uint32_t cache_ttl_ms = 0, stale_if_error_ms = 0;
+  uint32_t budget_ms = 0;  // what is left of the call's http budget: no retry may end later
+};
+
+// How it ended. A response with any status is reason ""; the interpreter judges the status.
+struct HttpDone {
+  // "" (a response arrived), or: timeout, connect, tls, too_large, protocol, circuit_open,
+  // budget, auth, cancelled.
+  std::string reason;
+  std::string error;  // detail when reason is set
+  net::HttpResponse response;
+  bool cached = false, stale = false;  // answered from the cache (stale: after a failure)
+  unsigned attempts = 1;
+};
 
 struct CustomArgs {
   std::vector<std::pair<std::string, std::string>> values;  // rendered arguments
@@ -37,7 +60,9 @@ class CallPort {
   virtual void start_timer(uint32_t ms, uint64_t token) = 0;  // -> on_timer(token)
   virtual void cancel_timer(uint64_t token) = 0;
   virtual void start_custom(const std::string &verb, const CustomArgs &args,
-                            uint64_t token) = 0;  // -> on_custom_done
+                            uint64_t token) = 0;                      // -> on_custom_done
+  virtual void start_http(const HttpStart &req, uint64_t token) = 0;  // -> on_http_done
+  virtual void cancel_http(uint64_t token) = 0;                       // no completion follows
   virtual void stop_prompt() = 0;
   // Ends the call (BYE when answered, else a final status). No completion follows.
   virtual void hangup(int sip_status, const std::string &reason) = 0;
@@ -99,6 +124,7 @@ class Session {
   void on_collect_done(const std::string &digits, CollectEnd end);
   void on_timer(uint64_t token);
   void on_custom_done(uint64_t token, const CustomResult &result);
+  void on_http_done(uint64_t token, HttpDone &&done);
   // The caller hung up or the call ended outside the flow: the session stops.
   void on_call_ended();
 

@@ -115,8 +115,45 @@ struct Custom {
   NodeIndex on_timeout = kNoNode;
 };
 
+// A JSON value whose strings are templates (an http body, GraphQL variables), rendered per
+// call with JSON escaping.
+struct JsonTemplate {
+  enum class Kind : uint8_t { null, boolean, number, string, array, object };
+  Kind kind = Kind::null;
+  bool b = false;
+  double n = 0;
+  Template str;
+  std::vector<std::pair<std::string, JsonTemplate>> members;  // object, in document order
+  std::vector<JsonTemplate> items;                            // array
+};
+
+// An HTTP request to a web service (CRM lookup, GraphQL, SOAP); docs/flows.md, "http".
+struct Http {
+  enum class Body : uint8_t { none, json, form, text, graphql, soap };
+  std::string method = "GET";
+  Template url;
+  std::vector<std::pair<std::string, Template>> query;    // appended to url, percent-encoded
+  std::vector<std::pair<std::string, Template>> headers;  // name -> value
+  Body body = Body::none;
+  JsonTemplate json;                                   // json body, or GraphQL variables
+  std::vector<std::pair<std::string, Template>> form;  // form body
+  Template text;                                       // text body, or the SOAP envelope
+  std::string content_type;                            // text body
+  std::string graphql_query, graphql_operation;
+  std::string soap_action;
+  int soap_version = 11;  // 11 or 12
+  std::string auth;       // the host's auth profile, "" for none
+  uint32_t timeout_ms = 3000;
+  unsigned retries = 0;
+  bool retry_non_idempotent = false;
+  uint32_t cache_ttl_ms = 0, stale_if_error_ms = 0;
+  std::vector<std::pair<int, int>> accept_status{{200, 299}};  // inclusive ranges
+  Prompt hold;  // played (repeated) while the request runs
+  NodeIndex on_timeout = kNoNode;
+};
+
 using VerbSpec = std::variant<Answer, Play, Gather, Set, If, Switch, ScheduleBranch, Pause, Goto,
-                              Subflow, Return, Hangup, Custom>;
+                              Subflow, Return, Hangup, Custom, Http>;
 
 struct Node {
   std::string name;
@@ -145,6 +182,8 @@ struct Program {
   std::vector<rules::RuleSet> rule_sets;
   std::vector<std::string> rule_set_names;
   std::shared_ptr<rules::ScheduleRegistry> schedules;
+  // Time all http steps of one call may spend waiting, together (the decision budget).
+  uint32_t http_budget_ms = 10000;
   size_t node_count() const;
 };
 

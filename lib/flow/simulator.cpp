@@ -28,6 +28,7 @@ class SimPort : public CallPort {
   int hangup_status = 0;
   std::string hangup_reason;
   bool hung_up = false;
+  std::vector<std::pair<std::string, HttpStart>> requests;
 
   void start_answer() override {
     at(0, [this] { session->on_answered(); });
@@ -106,13 +107,61 @@ class SimPort : public CallPort {
       r = it->second;
     at(10, [this, token, r] { session->on_custom_done(token, r); });
   }
-  void stop_prompt() override {}
+  void start_http(const HttpStart &req, uint64_t token) override {
+    std::string node = session->current_node();
+    requests.emplace_back(node, req);
+    SimHttpReply reply;
+    auto it = opts_.http.find(node);
+    if (it == opts_.http.end() || it->second.empty()) {
+      reply.reason = "connect";
+      reply.error = "no simulated answer for node " + node + " (ivr-flow simulate --http " + node +
+                    "=STATUS:BODY)";
+      reply.delay_ms = 10;
+    } else {
+      size_t &used = http_used_[node];
+      reply = it->second[std::min(used, it->second.size() - 1)];
+      ++used;
+    }
+    HttpDone done;
+    uint32_t delay = reply.delay_ms;
+    if (reply.reason.empty() && delay >= req.request.timeout_ms) {
+      delay = req.request.timeout_ms;
+      done.reason = "timeout";
+      done.error = "no answer within " + std::to_string(delay) + " ms";
+    } else {
+      done.reason = reply.reason;
+      done.error = reply.error;
+      if (reply.reason.empty()) {
+        done.response.status = reply.status;
+        done.response.body = reply.body;
+        done.response.headers = reply.headers;
+        done.response.effective_url = req.request.url;
+        done.cached = reply.cached;
+      }
+    }
+    http_[token] = at(delay, [this, token, done]() mutable {
+      http_.erase(token);
+      session->on_http_done(token, std::move(done));
+    });
+  }
+  void cancel_http(uint64_t token) override {
+    auto it = http_.find(token);
+    if (it == http_.end()) return;
+    events_.erase(it->second);
+    http_.erase(it);
+  }
+  void stop_prompt() override {
+    if (!prompt_pending_) return;
+    events_.erase(prompt_event_);
+    prompt_pending_ = false;
+  }
   void hangup(int status, const std::string &reason) override {
     hung_up = true;
     hangup_status = status;
     hangup_reason = reason;
     events_.clear();
     timers_.clear();
+    http_.clear();
     prompt_pending_ = false;
   }
 
@@ -124,6 +173,7 @@ class SimPort : public CallPort {
         session->on_call_ended();
         events_.clear();
         timers_.clear();
+        http_.clear();
         prompt_pending_ = false;
       });
     uint64_t count = 0;
@@ -168,7 +218,8 @@ class SimPort : public CallPort {
   std::vector<std::string> inputs_;
   size_t input_ = 0;
   Events events_;
-  std::map<uint64_t, Events::iterator> timers_;
+  std::map<uint64_t, Events::iterator> timers_, http_;
+  std::map<std::string, size_t> http_used_;
   uint64_t now_ = 0, seq_ = 0, prompt_end_ = 0;
   bool prompt_pending_ = false;
   Events::iterator prompt_event_;
@@ -200,6 +251,7 @@ SimulationResult simulate(std::shared_ptr<const Program> program, const Simulati
   result.variables = session.variables();
   result.duration_ms = port.now();
   result.cut_off = port.cut_off;
+  result.http_requests = std::move(port.requests);
   return result;
 }
 

@@ -13,6 +13,17 @@
 
 namespace ivr::flow {
 
+// A scripted answer to an http node.
+struct SimHttpReply {
+  std::string reason;  // "" for a response; else a transport failure ("timeout", "connect", ...)
+  std::string error;   // its detail
+  int status = 200;
+  std::string body;
+  net::Headers headers;
+  uint32_t delay_ms = 100;  // virtual time until the answer; at or past the timeout: "timeout"
+  bool cached = false;
+};
+
 struct SimulationOptions {
   // The caller's keypresses. Each collect consumes digits until its terminator or
   // max_digits; ',' ends one input (the next collect starts after it); an empty input
@@ -22,6 +33,9 @@ struct SimulationOptions {
   CallInfo call;                            // from, to, headers; started_at = the clock
   // Custom verbs: verb name -> result (exit and values); a verb not listed fails.
   std::map<std::string, CustomResult> custom_results;
+  // http nodes: node (as in the path: "lookup", "sub/lookup") -> answers in turn; the last
+  // one repeats. A node without answers fails with reason "connect".
+  std::map<std::string, std::vector<SimHttpReply>> http;
   // When >= 0, the caller hangs up at this virtual time (ms from the start).
   int64_t hangup_at_ms = -1;
   // A flow may legitimately wait forever (a pause loop): the simulation stops after this
@@ -48,6 +62,7 @@ struct SimulationResult {
   std::vector<std::pair<std::string, std::string>> variables;
   uint64_t duration_ms = 0;
   std::string cut_off;  // not empty: why the simulation stopped before the flow ended
+  std::vector<std::pair<std::string, HttpStart>> http_requests;  // node, request, in order
 };
 
 SimulationResult simulate(std::shared_ptr<const Program> program, const SimulationOptions &opts);

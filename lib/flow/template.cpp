@@ -15,8 +15,9 @@ std::string number_text(double d) {
 }
 
 Result<std::string> render_template(
-    const Template &t, const std::function<Result<rules::Value>(const rules::Expression &)> &eval) {
-  std::string out;
+    const Template &t, const std::function<Result<rules::Value>(const rules::Expression &)> &eval,
+    std::string (*escape)(std::string_view)) {
+  std::string out, text;
   for (const Template::Part &p : t.parts) {
     if (!p.expr) {
       out += p.text;
@@ -24,19 +25,21 @@ Result<std::string> render_template(
     }
     auto v = eval(*p.expr);
     if (!v.ok()) return Error{v.error().code, "{{" + p.expr->source() + "}}: " + v.error().message};
+    text.clear();
     switch (v->type) {
       case rules::Type::null:
         break;
       case rules::Type::boolean:
-        out += v->b ? "true" : "false";
+        text = v->b ? "true" : "false";
         break;
       case rules::Type::number:
-        out += number_text(v->n);
+        text = number_text(v->n);
         break;
       case rules::Type::string:
-        out.append(v->s);
+        text.assign(v->s);
         break;
     }
+    out += escape ? escape(text) : text;
   }
   return out;
 }

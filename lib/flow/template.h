@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 #include "flow/program.h"
@@ -12,8 +13,11 @@ namespace ivr::flow {
 // Integers without a fraction ("42"), others with up to 15 significant digits.
 std::string number_text(double d);
 
-// Renders each part; null renders as "", booleans as true/false.
+// Renders each part; null renders as "", booleans as true/false. With `escape`, the text of
+// each expression part goes through it (the literal text does not): XML-escaped values in a
+// SOAP envelope, for example.
 Result<std::string> render_template(
-    const Template &t, const std::function<Result<rules::Value>(const rules::Expression &)> &eval);
+    const Template &t, const std::function<Result<rules::Value>(const rules::Expression &)> &eval,
+    std::string (*escape)(std::string_view) = nullptr);
 
 }  // namespace ivr::flow

@@ -2,7 +2,8 @@
 //   ivr-flow check FILE [--prompts DIR] [--verb NAME]...
 //   ivr-flow simulate FILE [--digits SCRIPT] [--var NAME=VALUE]... [--at YYYY-MM-DDTHH:MM
 //            [--tz ZONE]] [--from NUMBER] [--to NUMBER] [--custom VERB=EXIT[:NAME=VALUE,...]]...
-//            [--hangup-at MS] [--prompts DIR] [--verb NAME]...
+//            [--http NODE=STATUS[:BODY|@FILE]|REASON]... [--hangup-at MS] [--prompts DIR]
+//            [--verb NAME]...
 // Docs: docs/flows.md, section "Tools".
 #include <date/tz.h>
 
@@ -26,6 +27,7 @@ int usage() {
                "       ivr-flow simulate FILE [--digits SCRIPT] [--var NAME=VALUE]...\n"
                "                [--at YYYY-MM-DDTHH:MM [--tz ZONE]] [--from N] [--to N]\n"
                "                [--custom VERB=EXIT[:NAME=VALUE,...]]... [--hangup-at MS]\n"
+               "                [--http NODE=STATUS[:BODY|@FILE]|REASON]...\n"
                "                [--prompts DIR] [--verb NAME]...\n");
   return 2;
 }
@@ -64,6 +66,50 @@ bool parse_at(const std::string &at, const std::string &tz,
     *err = "--tz: unknown time zone \"" + tz + "\"";
     return false;
   }
+  return true;
+}
+
+// "200:BODY", "200@FILE", "404" or a transport failure ("timeout", "connect", ...).
+bool parse_http_answer(const std::string &text, SimHttpReply *out, std::string *err) {
+  static const char *const kReasons[] = {"timeout",  "connect",      "tls", "too_large",
+                                         "protocol", "circuit_open", "auth"};
+  for (const char *r : kReasons) {
+    if (text == r) {
+      out->reason = r;
+      out->error = std::string("simulated ") + r;
+      if (text == "timeout") {
+        out->reason.clear();  // the simulator times the request out itself
+        out->delay_ms = 24 * 3600 * 1000;
+      }
+      return true;
+    }
+  }
+  size_t cut = text.find_first_of(":@");
+  std::string status = text.substr(0, cut);
+  char *end = nullptr;
+  long code = std::strtol(status.c_str(), &end, 10);
+  if (status.empty() || *end || code < 100 || code > 599) {
+    *err = "\"" + status +
+           "\" is neither a status (100-599) nor a failure (timeout, connect, tls, too_large, "
+           "protocol, circuit_open, auth)";
+    return false;
+  }
+  out->status = static_cast<int>(code);
+  if (cut != std::string::npos) {
+    if (text[cut] == '@') {
+      if (!read_file(text.substr(cut + 1), &out->body)) {
+        *err = "cannot read " + text.substr(cut + 1);
+        return false;
+      }
+    } else {
+      out->body = text.substr(cut + 1);
+    }
+  }
+  size_t first = out->body.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && (out->body[first] == '{' || out->body[first] == '['))
+    out->headers.emplace_back("Content-Type", "application/json");
+  else if (first != std::string::npos && out->body[first] == '<')
+    out->headers.emplace_back("Content-Type", "text/xml; charset=utf-8");
   return true;
 }
 
@@ -109,6 +155,19 @@ int main(int argc, char **argv) {
       sopts.call.to = value();
     } else if (cmd == "simulate" && a == "--hangup-at") {
       sopts.hangup_at_ms = std::atoll(value().c_str());
+    } else if (cmd == "simulate" && a == "--http") {
+      // lookup=200:{"tier":"gold"}   lookup=404   lookup=200@answer.json   lookup=timeout
+      std::string spec = value(), err;
+      size_t eq = spec.find('=');
+      SimHttpReply reply;
+      if (eq == std::string::npos || eq == 0 ||
+          !parse_http_answer(spec.substr(eq + 1), &reply, &err)) {
+        std::fprintf(stderr,
+                     "ivr-flow: --http expects NODE=STATUS[:BODY|@FILE] or NODE=REASON%s%s\n",
+                     err.empty() ? "" : ": ", err.c_str());
+        return 2;
+      }
+      sopts.http[spec.substr(0, eq)].push_back(std::move(reply));
     } else if (cmd == "simulate" && a == "--custom") {
       // crm.lookup=found:tier=gold,name=Ada   or   crm.lookup=!error text
       std::string spec = value();
