@@ -4,7 +4,8 @@
 // socket) and when to call it back (CURLMOPT_TIMERFUNCTION: one evtimer); we hand every
 // readiness and timeout to curl_multi_socket_action and then read finished transfers with
 // curl_multi_info_read. User callbacks never run inside curl: finished transfers queue up
-// and a separate event delivers them, so a callback may start or cancel requests freely.
+// and a zero-delay timer delivers them, so a callback may start or cancel requests freely,
+// and a callback that keeps starting requests that fail at once cannot starve the loop.
 #include "net/http_client.h"
 
 #include <curl/curl.h>
@@ -198,7 +199,7 @@ size_t on_body(char *data, size_t size, size_t count, void *userp) {
   std::string &body = t.response.body;
   if (n > t.request.max_response_bytes - std::min(body.size(), t.request.max_response_bytes)) {
     t.too_large = true;
-    return n == 0 ? 1 : 0;  // anything but n aborts the transfer (CURLE_WRITE_ERROR)
+    return 0;  // anything but n aborts the transfer (CURLE_WRITE_ERROR)
   }
   body.append(data, n);
   return n;
@@ -242,7 +243,7 @@ struct HttpClient::Impl {
   std::unique_ptr<CURLSH, ShareDeleter> share;
   std::unique_ptr<CURLM, MultiDeleter> multi;
   EventPtr timer;    // curl's one timeout
-  EventPtr deliver;  // runs queued completions
+  EventPtr deliver;  // zero-delay timer that runs queued completions
   std::unordered_map<curl_socket_t, EventPtr> sockets;
   std::unordered_map<uint64_t, std::unique_ptr<Transfer>> transfers;  // until delivered
   std::deque<uint64_t> ready;                                         // finished, in order
@@ -254,7 +255,7 @@ struct HttpClient::Impl {
   Impl(event_base *b, HttpClientOptions opts) : base(b), options(std::move(opts)) {
     global_init_once();
     timer.reset(evtimer_new(base, &Impl::on_timer_event, this));
-    deliver.reset(event_new(base, -1, 0, &Impl::on_deliver_event, this));
+    deliver.reset(evtimer_new(base, &Impl::on_deliver_event, this));
     share.reset(curl_share_init());
     if (share) {
       curl_share_setopt(share.get(), CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
@@ -274,8 +275,8 @@ struct HttpClient::Impl {
                       static_cast<long>(options.max_total_connections));
     // The idle-connection cache: without this curl sizes it by the handles currently
     // added, which is zero between requests.
-    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS,
-                      static_cast<long>(std::max<size_t>(options.max_total_connections, 1)));
+    const size_t cache = options.max_total_connections ? options.max_total_connections : 256;
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, static_cast<long>(cache));
   }
 
   ~Impl() {
@@ -382,7 +383,13 @@ struct HttpClient::Impl {
     detach(t, /*keep_handle=*/true);
     if (!t.finished) ready.push_back(t.id);
     t.finished = true;
-    event_active(deliver.get(), EV_TIMEOUT, 0);
+    schedule_delivery();
+  }
+
+  // A timer rather than event_active: it runs after the loop has polled its sockets again.
+  void schedule_delivery() {
+    static constexpr timeval kNow{0, 0};
+    if (!evtimer_pending(deliver.get(), nullptr)) evtimer_add(deliver.get(), &kNow);
   }
 
   void detach(Transfer &t, bool keep_handle) {
@@ -402,7 +409,9 @@ struct HttpClient::Impl {
   static void on_deliver_event(evutil_socket_t, short, void *arg) {
     auto &self = *static_cast<Impl *>(arg);
     const std::shared_ptr<bool> alive = self.alive;
-    while (!self.ready.empty()) {
+    // Only what was queued before this run: completions queued by these callbacks wait for
+    // the next turn of the loop (finish() has scheduled it).
+    for (size_t batch = self.ready.size(); batch > 0 && !self.ready.empty(); --batch) {
       const uint64_t id = self.ready.front();
       self.ready.pop_front();
       auto it = self.transfers.find(id);

@@ -4,7 +4,8 @@
 //
 // Threading: an HttpClient belongs to the thread running its event_base. Every method must
 // be called on that thread, and completions run there (from inside the loop, never from
-// inside start()).
+// inside start() or cancel()). A callback may start and cancel requests and may destroy the
+// client (the other callbacks are then dropped); it must not throw. See docs/net.md.
 #pragma once
 
 #include <cstddef>
@@ -34,7 +35,7 @@ struct HttpRequest {
   std::string url;  // http:// or https:// only
   Headers headers;
   std::string body;
-  uint32_t timeout_ms = 5000;          // whole request, connect included
+  uint32_t timeout_ms = 5000;          // whole request, connect included; 0 = no limit
   uint32_t connect_timeout_ms = 2000;  // at most timeout_ms
   bool follow_redirects = false;
   uint32_t max_redirects = 5;
@@ -89,10 +90,11 @@ class HttpClient {
   // for cancel(). A request that cannot start (bad URL, unsupported scheme) also completes
   // through the callback (HttpErrc::protocol), never synchronously.
   uint64_t start(HttpRequest request, Callback done);
-  // Completes the request with HttpErrc::cancelled (later, on the loop); unknown ids are
-  // ignored.
+  // Completes the request with HttpErrc::cancelled (later, on the loop) if its callback has
+  // not run yet, even when its outcome was already known; otherwise, and for unknown ids,
+  // does nothing.
   void cancel(uint64_t id);
-  size_t in_flight() const;
+  size_t in_flight() const;  // requests whose callback has not run yet
 
  private:
   struct Impl;

@@ -19,6 +19,7 @@ Routes (any method; every response carries X-Client-Port and X-Request-Number):
     /json?body=TEXT             TEXT as application/json; without body= the query as JSON
     /huge?bytes=N[&chunked=1]   N bytes of 'x' (chunked transfer encoding when asked)
     /headers?Name=Value...      200 with those response headers (a name may repeat)
+    /many-headers?count=N&size=S  200 with N headers X-Filler-<i> of S bytes each
     /redirect?to=URL&code=302   redirect with a Location header and X-Redirect: yes
     /redirect-loop              redirects to itself forever
     /malformed                  answers garbage instead of a status line, then closes
@@ -206,6 +207,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.reply(200, b"x" * n)
         elif path == "/headers":
             self.reply(200, b"headers", extra=parse_qsl(url.query))
+        elif path == "/many-headers":
+            size = int(arg("size", "100"))
+            extra = [(f"X-Filler-{i}", "f" * size) for i in range(int(arg("count", "10")))]
+            self.reply(200, b"many", extra=extra)
         elif path == "/redirect":
             code = int(arg("code", "302"))
             self.reply(code, b"redirect", extra=[("Location", arg("to", "/")),

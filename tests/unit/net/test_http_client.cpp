@@ -330,6 +330,14 @@ TEST_CASE("http: response size cap") {
     CHECK(r.error == HttpErrc::none);
     CHECK(r.body == std::string(100000, 'x'));
   }
+  req.url = server().url("/many-headers?count=300&size=1000");  // 300 KB of headers
+  HttpResponse many = fetch(loop, client, req);
+  CHECK(many.error == HttpErrc::too_large);
+  req.url = server().url("/many-headers?count=100&size=1000");
+  many = fetch(loop, client, req);
+  CHECK(many.error == HttpErrc::none);
+  CHECK(many.headers.size() >= 100);
+
   req.url = server().url("/huge?bytes=3000000");
   req.max_response_bytes = 4 << 20;
   HttpResponse r = fetch(loop, client, req);
@@ -417,6 +425,25 @@ TEST_CASE("http: requests that cannot start complete later with protocol") {
     CHECK(result->error == HttpErrc::protocol);
     CHECK(result->error_text.rfind(c.field, 0) == 0);
   }
+}
+
+TEST_CASE("http: a callback that keeps restarting a failing request does not starve the loop") {
+  Loop loop;
+  HttpClient client(loop.base());
+  bool timer_fired = false;
+  int attempts = 0;
+  std::function<void()> again = [&] {
+    HttpRequest bad;
+    bad.url = "ftp://127.0.0.1/";  // fails without touching the network
+    client.start(bad, [&](HttpResponse &&) {
+      ++attempts;
+      if (!timer_fired) again();
+    });
+  };
+  again();
+  loop.after(10ms, [&] { timer_fired = true; });
+  REQUIRE(loop.run_until([&] { return timer_fired && client.in_flight() == 0; }));
+  CHECK(attempts > 1);
 }
 
 TEST_CASE("http: 60 concurrent requests all complete") {
