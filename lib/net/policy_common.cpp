@@ -26,6 +26,8 @@ Error bad_url(std::string_view url, std::string_view why) {
 
 }  // namespace
 
+namespace policy_detail {
+
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
@@ -50,6 +52,10 @@ const std::string *find_header(const Headers &headers, std::string_view name) {
     if (iequals(key, name)) return &value;
   return nullptr;
 }
+
+}  // namespace policy_detail
+
+using namespace policy_detail;
 
 StatusSet StatusSet::of(std::initializer_list<int> statuses) {
   StatusSet set;

@@ -8,6 +8,8 @@
 
 namespace ivr::net {
 
+using namespace policy_detail;
+
 namespace {
 
 // Feeds the canonical rendering into SHA-256. Every field is a one-byte tag and a length

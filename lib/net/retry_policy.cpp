@@ -6,6 +6,8 @@
 
 namespace ivr::net {
 
+using namespace policy_detail;
+
 namespace {
 
 constexpr std::array<std::string_view, 7> kDays = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
