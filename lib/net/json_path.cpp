@@ -194,19 +194,28 @@ class TapeBuilder {
         if (auto e = v.get_string().get(nodes_[at].text)) return e;
         break;
       }
-      case od::json_type::boolean:
+      case od::json_type::boolean: {
+        std::string_view raw = trim_right(v.raw_json_token());
         nodes_[at].type = NodeType::boolean;
-        if (auto e = v.get_bool().get(nodes_[at].boolean)) return e;
+        if (auto e = v.get_bool().get(nodes_[at].boolean)) return bad_atom(raw, e);
         break;
+      }
       case od::json_type::null: {
+        std::string_view raw = trim_right(v.raw_json_token());
         bool is_null = false;
-        if (auto e = v.is_null().get(is_null)) return e;
-        if (!is_null) return simdjson::N_ATOM_ERROR;
+        if (auto e = v.is_null().get(is_null)) return bad_atom(raw, e);
+        if (!is_null) return bad_atom(raw, simdjson::N_ATOM_ERROR);
         break;
       }
     }
     nodes_[at].next = static_cast<uint32_t>(nodes_.size());
     return simdjson::SUCCESS;
+  }
+
+  // simdjson says "does not have the requested type" for `tru`; say what was there.
+  simdjson::error_code bad_atom(std::string_view raw, simdjson::error_code e) {
+    reason = "'" + std::string(raw.substr(0, 40)) + "' is not true, false or null";
+    return e;
   }
 
   void mark(const char *p) {

@@ -86,8 +86,8 @@ struct MappedResponse {
   std::optional<ServiceFault> fault;  // values are still extracted when there is a fault
 };
 
-// Compiled mapping of one http node. Immutable and cheap to copy (shared); apply() may run
-// on any one thread at a time per call (each call parses its own body).
+// Compiled mapping of one http node. Immutable and cheap to copy (shared); apply() is const
+// and each call parses its own body, so calls on different threads do not interfere.
 class ResponseMap {
  public:
   // Errors (Errc::invalid_argument) name the variable and the reason:

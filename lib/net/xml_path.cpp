@@ -339,7 +339,13 @@ Result<Value> XPathExpr::evaluate(const XmlDocument &doc) const {
   XmlErrors errors;
   ErrorCapture capture(errors);
   Result<Value> v = run(compiled_.get(), namespaces_, doc.get(), errors);
-  if (!v) return Error{v.error().code, "XPath " + text_ + ": " + v.error().message};
+  if (!v) {
+    std::string msg = "XPath " + text_ + ": " + v.error().message;
+    if (msg.find("Undefined namespace prefix") != std::string::npos)
+      if (std::string prefix = undeclared_prefix(text_, namespaces_); !prefix.empty())
+        msg += " \"" + prefix + "\"";
+    return Error{v.error().code, std::move(msg)};
+  }
   return v;
 }
 

@@ -218,7 +218,10 @@ TEST_CASE("json body: not JSON is a parse error with its place") {
 
   CHECK(json_error("") == "body is not JSON: it is empty");
   CHECK(json_error(" \n\t") == "body is not JSON: it is empty");
-  CHECK(json_error("{\n  \"a\": tru\n}").find("line 2, column 8 (byte 9)") != std::string::npos);
+  CHECK(json_error("{\n  \"a\": tru\n}") ==
+        "body is not JSON: line 2, column 8 (byte 9): 'tru' is not true, false or null");
+  CHECK(json_error("[nul]").find("'nul' is not true, false or null") != std::string::npos);
+  CHECK(json_error("[falsey]").find("'falsey' is not true, false or null") != std::string::npos);
   CHECK(json_error("1]") ==
         "body is not JSON: line 1, column 2 (byte 1): unexpected content after the JSON value");
   CHECK(json_error("1,2") ==
@@ -437,6 +440,25 @@ TEST_CASE("xpath: compile errors at load time") {
   // Compiling never prints.
   std::string printed = stderr_of([] { (void)XPathExpr::compile("//a[[", {}); });
   CHECK(printed.empty());
+}
+
+TEST_CASE("xpath: evaluation is bounded by the operation limit") {
+  std::string body = "<a>";
+  for (int i = 0; i < 2000; ++i) body += "<b><c><d/></c></b>";
+  body += "</a>";
+  auto doc = XmlDocument::parse(body);
+  REQUIRE(doc.ok());
+  auto heavy = XPathExpr::compile("count(//*[count(//*) > 0])", {});
+  REQUIRE(heavy.ok());
+  auto v = heavy->evaluate(*doc);
+  REQUIRE_FALSE(v.ok());
+  CHECK(v.error().message == "XPath count(//*[count(//*) > 0]): Operation limit exceeded");
+  // A prefix on a branch the load-time dry run did not take fails here, with its name.
+  auto lazy = XPathExpr::compile("/a/b and /q:x", {});
+  REQUIRE(lazy.ok());
+  auto late = lazy->evaluate(*doc);
+  REQUIRE_FALSE(late.ok());
+  CHECK(late.error().message == "XPath /a/b and /q:x: Undefined namespace prefix \"q\"");
 }
 
 TEST_CASE("xml body: malformed XML names the line") {
