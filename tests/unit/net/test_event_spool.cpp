@@ -2,7 +2,9 @@
 // The crash test (SIGKILL during appends) is tests/net/spool_crash_test.py.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -614,4 +616,46 @@ TEST_CASE("event spool: leftovers, damaged headers and newer formats at open") {
     CHECK(fs::exists(seg + ".corrupt"));
     CHECK(any_line_has(f.log->take(), seg, "header"));
   }
+}
+
+TEST_CASE("event spool: a failed write is reported, sticky, and recovered from at reopen") {
+  Fixture f;
+  std::string durable_id;
+  {
+    EventSpool spool = f.open();
+    durable_id = append_ok(spool, event("{}"));
+    REQUIRE(spool.flush().ok());
+
+    // A file size limit just past the segment: the writer thread gets a short write, then
+    // EFBIG, which leaves a real torn record behind.
+    rlimit old{};
+    REQUIRE(::getrlimit(RLIMIT_FSIZE, &old) == 0);
+    auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+    rlimit small = old;
+    small.rlim_cur = fs::file_size(f.segment()) + 100;
+    REQUIRE(::setrlimit(RLIMIT_FSIZE, &small) == 0);
+    std::atomic<int> io_errors{0};
+    auto big = spool.append(event(std::string(4000, 'b')), [&](ivr::Status st) {
+      if (!st && st.error().code == ivr::Errc::io) ++io_errors;
+    });
+    ivr::Status flushed = spool.flush();
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    ::signal(SIGXFSZ, old_handler);
+
+    REQUIRE(big.ok());
+    REQUIRE_FALSE(flushed.ok());
+    CHECK(flushed.error().code == ivr::Errc::io);
+    CHECK(io_errors == 1);
+    auto again = spool.append(event("{}"));
+    REQUIRE_FALSE(again.ok());
+    CHECK(again.error().code == ivr::Errc::io);
+    CHECK(again.error().message.find("reopen") != std::string::npos);
+    CHECK(spool.mark_delivered(durable_id).error().code == ivr::Errc::io);
+    CHECK(spool.close().error().code == ivr::Errc::io);
+  }
+  f.log->take();
+  EventSpool spool = f.open();
+  CHECK(ids_of(spool.due(kForever, kAll)) == std::vector<std::string>{durable_id});
+  CHECK(spool.stats().corrupt_records == 1);
+  CHECK(any_line_has(f.log->take(), "torn", "offset"));
 }
