@@ -85,11 +85,29 @@ void Engine::stop(const std::string &reason) {
     return Status{};
   });
   loop_->stop();
+  http_.reset();  // its in-flight requests are dropped; the flows they served have ended
   sip_.reset();
   tts_.reset();  // abandons queued syntheses; their results find the loop stopped
   worker_.reset();
   media_.reset();
   IVR_LOG(options_.logger, info, "engine", "stopped (%s)", reason.c_str());
+}
+
+net::HttpService *Engine::http() {
+  if (http_ || !loop_) return http_.get();
+  auto made = net::HttpService::create(loop_->base());
+  if (!made) {
+    http_error_ = made.error();
+    IVR_LOG(options_.logger, error, "http", "no HTTP client: %s", http_error_.message.c_str());
+    return nullptr;
+  }
+  http_ = std::move(*made);
+  http_->on_breaker_change([this](const net::BreakerTransition &t) {
+    IVR_LOG(options_.logger, warn, "http", "circuit for %s: %s -> %s (%u failures in a row)",
+            t.host.c_str(), net::breaker_state_name(t.from), net::breaker_state_name(t.to),
+            t.consecutive_failures);
+  });
+  return http_.get();
 }
 
 Status Engine::run_on_engine(const std::function<Status()> &fn) {

@@ -19,6 +19,7 @@
 #include "media/media_engine.h"
 #include "media/prompt.h"
 #include "media/tts.h"
+#include "net/http_service.h"
 #include "sip/sip_stack.h"
 
 namespace ivr::core {
@@ -68,6 +69,10 @@ class Engine {
 
   // Flows: loaded any time (thread-safe); run on calls whose called number maps to one.
   FlowRunner &flows() { return *flows_; }
+  // Outbound HTTP for http steps (engine thread): made on first use; nullptr when it could
+  // not be made (http_error() says why).
+  net::HttpService *http();
+  const Error &http_error() const { return http_error_; }
 
  private:
   void on_sip_event(sip::SipEvent &event);
@@ -83,7 +88,9 @@ class Engine {
   Error tts_error_{Errc::unsupported, "the engine is not started"};
   std::unique_ptr<media::MediaEngine> media_;
   std::unique_ptr<sip::SipStack> sip_;
-  std::unique_ptr<FlowRunner> flows_;  // after loop_: its timers go before the loop does
+  std::unique_ptr<FlowRunner> flows_;       // after loop_: its timers go before the loop does
+  std::unique_ptr<net::HttpService> http_;  // after loop_: its events go before the loop does
+  Error http_error_{Errc::unsupported, "not made yet"};
   std::map<uint64_t, std::shared_ptr<Call>> calls_;  // engine thread only
   std::atomic<int> call_count_{0};
   std::atomic<uint16_t> sip_port_{0};

@@ -166,6 +166,49 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
     req->token = token;
     handler(std::move(req));
   }
+  void start_http(const flow::HttpStart &hs, uint64_t token) override {
+    net::HttpService *http = runner_.engine_.http();
+    if (!http) {
+      std::string why = runner_.engine_.http_error().message;
+      deliver([this, token, why] {
+        flow::HttpDone d;
+        d.reason = "connect";
+        d.error = "no HTTP client: " + why;
+        session_->on_http_done(token, std::move(d));
+      });
+      return;
+    }
+    net::FetchRequest fr;
+    fr.request = hs.request;
+    fr.auth = hs.auth;
+    fr.max_attempts = 1 + hs.retries;
+    fr.retry_non_idempotent = hs.retry_non_idempotent;
+    fr.cache_ttl = net::Millis{hs.cache_ttl_ms};
+    fr.stale_if_error = net::Millis{hs.stale_if_error_ms};
+    fr.budget = net::Millis{hs.budget_ms};
+    std::weak_ptr<FlowCall> weak = weak_from_this();
+    uint64_t id = http->fetch(std::move(fr), [weak, token](net::FetchResult &&r) {
+      auto self = weak.lock();
+      if (!self || !self->http_.erase(token) || self->ended_) return;
+      flow::HttpDone d;
+      d.reason = std::move(r.reason);
+      d.error = std::move(r.error);
+      d.response = std::move(r.response);
+      d.cached = r.cached;
+      d.stale = r.stale;
+      d.attempts = r.attempts;
+      self->deliver([self, token, d = std::move(d)]() mutable {
+        self->session_->on_http_done(token, std::move(d));
+      });
+    });
+    http_[token] = id;
+  }
+  void cancel_http(uint64_t token) override {
+    auto it = http_.find(token);
+    if (it == http_.end()) return;
+    if (net::HttpService *http = runner_.engine_.http()) http->cancel(it->second);
+    http_.erase(it);
+  }
   void stop_prompt() override { (void)call_->stop_playback(); }
   void hangup(int sip_status, const std::string &reason) override {
     if (ended_) return;
@@ -204,6 +247,7 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
   std::shared_ptr<const flow::Program> program_;
   std::unique_ptr<flow::Session> session_;
   std::map<uint64_t, std::unique_ptr<Timer>> timers_;
+  std::map<uint64_t, uint64_t> http_;  // flow token -> HttpService fetch id
   std::deque<std::function<void()>> pending_;
   bool in_session_ = false;
   bool ended_ = false;

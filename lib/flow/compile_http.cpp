@@ -179,6 +179,70 @@ void Compiler::http_accept_status(const Value &v, const std::string &ptr, Http &
   if (list->items.empty()) problem(*list, lptr, "accept_status needs at least one status");
 }
 
+void Compiler::http_response_map(const Value &v, const std::string &ptr, Http &h) {
+  net::BodyFormat format = net::BodyFormat::json;
+  if (h.body == Http::Body::graphql) format = net::BodyFormat::graphql;
+  if (h.body == Http::Body::soap) format = net::BodyFormat::xml;
+  if (auto *r = string_field(v, ptr, "response", false)) {
+    if (h.body == Http::Body::graphql || h.body == Http::Body::soap)
+      problem(*v.find("response"), ptr + "/response",
+              "GraphQL answers are JSON and SOAP answers XML: \"response\" is not needed");
+    else if (*r == "xml")
+      format = net::BodyFormat::xml;
+    else if (*r != "json")
+      problem(*v.find("response"), ptr + "/response", "response is \"json\" or \"xml\"");
+  }
+  net::Namespaces namespaces;
+  if (const Value *ns = field(v, ptr, "namespaces", Kind::object)) {
+    for (const json::Member &m : ns->members) {
+      if (!m.value.is(Kind::string))
+        problem(m.value, json::pointer_append(ptr + "/namespaces", m.key),
+                "a namespace is a URI string");
+      else
+        namespaces.emplace_back(m.key, m.value.string);
+    }
+    if (format != net::BodyFormat::xml)
+      problem(*ns, ptr + "/namespaces", "namespaces go with XML answers (\"response\": \"xml\")");
+  }
+  std::vector<net::FieldMapping> fields;
+  bool bad = false;
+  if (const Value *map = field(v, ptr, "map", Kind::object)) {
+    for (const json::Member &m : map->members) {
+      std::string mptr = json::pointer_append(ptr + "/map", m.key);
+      std::string var = m.key.rfind("vars.", 0) == 0 ? m.key : "vars." + m.key;
+      bool read_only = m.key.rfind("call.", 0) == 0 || m.key.rfind("steps.", 0) == 0;
+      if (read_only || !valid_dotted(var.substr(5))) {
+        problem_key(m, mptr, "map sets flow variables: \"name\" or \"vars.name\"");
+        bad = true;
+        continue;
+      }
+      if (!m.value.is(Kind::string)) {
+        problem(m.value, mptr,
+                format == net::BodyFormat::xml
+                    ? "an XPath expression (a string)"
+                    : "a JSON path (a string such as \"/customer/tier\")");
+        bad = true;
+        continue;
+      }
+      // Each path alone, so that a problem points at its own entry.
+      auto one = net::ResponseMap::compile(format, {{var, m.value.string}}, namespaces);
+      if (!one.ok()) {
+        problem(m.value, mptr, one.error().message);
+        bad = true;
+        continue;
+      }
+      fields.push_back({var, m.value.string});
+    }
+  }
+  if (bad || (fields.empty() && format == net::BodyFormat::json)) return;
+  auto compiled = net::ResponseMap::compile(format, fields, namespaces);
+  if (!compiled.ok()) {
+    problem(v, ptr, compiled.error().message);
+    return;
+  }
+  h.response = std::move(compiled).value();
+}
+
 Http Compiler::compile_http(size_t g, const Value &v, const std::string &ptr) {
   Http h;
   if (auto *m = string_field(v, ptr, "method", false)) {
@@ -231,6 +295,7 @@ Http Compiler::compile_http(size_t g, const Value &v, const std::string &ptr) {
       problem(*c, cptr, "only GET, GraphQL and SOAP lookups are cached");
   }
   http_accept_status(v, ptr, h);
+  http_response_map(v, ptr, h);
   h.hold = prompt_field(v, ptr, "hold");
   h.on_timeout = exit_field(g, v, ptr, "on_timeout");
   return h;

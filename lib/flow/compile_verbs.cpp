@@ -246,7 +246,8 @@ void Compiler::compile_node(size_t g, Node &n, const Value &v, const std::string
     n.spec = std::move(h);
   } else if (*verb == "http") {
     fields({"method", "url", "query", "headers", "body", "graphql", "soap", "auth", "timeout_ms",
-            "retries", "retry_non_idempotent", "cache", "accept_status", "hold", "on_timeout"});
+            "retries", "retry_non_idempotent", "cache", "accept_status", "hold", "on_timeout",
+            "map", "response", "namespaces"});
     n.spec = compile_http(g, v, ptr);
   } else if (is_reserved_verb(*verb)) {
     problem(verb_v, ptr + "/verb",

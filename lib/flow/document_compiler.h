@@ -137,6 +137,7 @@ class Compiler {
   Http compile_http(size_t g, const Value &v, const std::string &ptr);
   void http_body(const Value &v, const std::string &ptr, Http &h);
   void http_accept_status(const Value &v, const std::string &ptr, Http &h);
+  void http_response_map(const Value &v, const std::string &ptr, Http &h);
   // {"name": "template", ...}; header_names: keys must be HTTP header names.
   std::vector<std::pair<std::string, Template>> template_map(const Value &obj,
                                                              const std::string &ptr,

@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <map>
 
-#include "common/json.h"
 #include "flow/http_request.h"
 #include "flow/template.h"
 
@@ -43,30 +42,6 @@ std::string host_of(const std::string &url) {
   start = start == std::string::npos ? 0 : start + 3;
   size_t end = url.find_first_of("/?#", start);
   return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
-
-// A GraphQL answer is an error when it is not JSON or has a non-empty "errors" array:
-// returns the messages ("message (at a.b)"; "; " between them), or "" when it has none.
-std::string graphql_errors(const std::string &body) {
-  auto doc = json::parse(body);
-  if (!doc.ok()) return "the GraphQL response is not JSON: " + doc.error().message;
-  const json::Value *errors = doc->root().find("errors");
-  if (!errors || !errors->is(json::Kind::array) || errors->items.empty()) return "";
-  std::string out;
-  for (const json::Value &e : errors->items) {
-    if (!out.empty()) out += "; ";
-    const json::Value *msg = e.find("message");
-    out += msg && msg->is(json::Kind::string) ? msg->string : "an error without a message";
-    if (const json::Value *path = e.find("path"); path && path->is(json::Kind::array)) {
-      std::string at;
-      for (const json::Value &p : path->items) {
-        if (!at.empty()) at += '.';
-        at += p.is(json::Kind::string) ? p.string : number_text(p.number);
-      }
-      if (!at.empty()) out += " (at " + at + ")";
-    }
-  }
-  return out;
 }
 
 const char *collect_end_name(CollectEnd e) {
@@ -152,6 +127,26 @@ struct Session::Impl {
   void set_var(const std::string &name, rules::Value v) {
     shown[name] = to_text(v);
     set_slot(prog.variables->slot_of(name), v);
+  }
+  // A value mapped from a response. A number of more than 15 digits (an account id) does
+  // not survive a double: it is kept as its text.
+  void set_mapped(const std::string &name, const net::Value &v) {
+    switch (v.kind()) {
+      case net::Value::Kind::null:
+        return set_var(name, {});
+      case net::Value::Kind::boolean:
+        return set_var(name, rules::Value::boolean(v.as_bool()));
+      case net::Value::Kind::string:
+        return set_text(name, v.as_string());
+      case net::Value::Kind::number: {
+        std::string text = v.text();
+        size_t digits = 0;
+        for (char c : text) digits += c >= '0' && c <= '9';
+        if (digits > 15 && text.find_first_of(".eE") == std::string::npos)
+          return set_text(name, text);
+        return set_var(name, rules::Value::number(v.as_number()));
+      }
+    }
   }
   void set_text(const std::string &name, const std::string &text) {
     set_var(name, rules::Value::string(text));
@@ -624,13 +619,25 @@ struct Session::Impl {
     if (!d.reason.empty()) return http_failed(n, h, d.reason, d.error);
     bool accepted = false;
     for (auto [lo, hi] : h.accept_status) accepted = accepted || (r.status >= lo && r.status <= hi);
+    // A SOAP fault comes with status 500: it is reported as the fault it is.
+    bool soap_fault_status = h.body == Http::Body::soap && r.status == 500;
+    if (!accepted && !soap_fault_status)
+      return http_failed(n, h, "status",
+                         "HTTP " + std::to_string(r.status) + " from " + host_of(r.effective_url));
+    if (h.response) {
+      auto mapped = h.response->apply(r.body);
+      if (!mapped.ok()) return http_failed(n, h, "parse", mapped.error().message);
+      for (const net::Assignment &a : mapped->values) set_mapped(a.variable, a.value);
+      if (mapped->fault) {
+        bool graphql = h.body == Http::Body::graphql;
+        return http_failed(
+            n, h, graphql ? "graphql" : "soap_fault",
+            graphql ? mapped->fault->message : mapped->fault->code + ": " + mapped->fault->message);
+      }
+    }
     if (!accepted)
       return http_failed(n, h, "status",
                          "HTTP " + std::to_string(r.status) + " from " + host_of(r.effective_url));
-    if (h.body == Http::Body::graphql) {
-      std::string problem = graphql_errors(r.body);
-      if (!problem.empty()) return http_failed(n, h, "graphql", problem);
-    }
     set_text(prefix + "reason", "");
     trace("HTTP " + std::to_string(r.status) +
           (d.cached ? (d.stale ? " (stale cache)" : " (cache)") : "") + exit_text(n.next));

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "net/response_map.h"
 #include "rules/expr.h"
 #include "rules/rule_set.h"
 #include "rules/schedule.h"
@@ -150,6 +151,10 @@ struct Http {
   std::vector<std::pair<int, int>> accept_status{{200, 299}};  // inclusive ranges
   Prompt hold;  // played (repeated) while the request runs
   NodeIndex on_timeout = kNoNode;
+  // What goes from the response into vars.* (JSON paths or XPath), and how faults are
+  // recognised (GraphQL errors, SOAP faults). Set for every GraphQL or SOAP node and for any
+  // node with "map".
+  std::optional<net::ResponseMap> response;
 };
 
 using VerbSpec = std::variant<Answer, Play, Gather, Set, If, Switch, ScheduleBranch, Pause, Goto,

@@ -145,7 +145,12 @@ TEST_CASE("http: JSON, form, GraphQL and SOAP bodies are escaped for their forma
   SimulationOptions o;
   o.call.from = "a\"<b>&'\n";
   o.call.to = "1000";
-  for (const char *n : {"json", "form", "gql", "soap"}) o.http[n] = {reply(200, "{}")};
+  for (const char *n : {"json", "form"}) o.http[n] = {reply(200, "{}")};
+  o.http["gql"] = {reply(200, R"({"data": {}})")};
+  o.http["soap"] = {
+      reply(200,
+            "<soap:Envelope "
+            "xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'><soap:Body/></soap:Envelope>")};
   auto r = run(doc, o);
   CHECK(r.hangup_reason == "done");
   REQUIRE(r.http_requests.size() == 4);
@@ -181,12 +186,11 @@ TEST_CASE("http: GraphQL errors in a 200 answer take on_error") {
       200,
       R"({"data": null, "errors": [{"message": "not found", "path": ["customer", 0]}, {"message": "denied"}]})")};
   auto r = run(doc, o);
-  CHECK(r.hangup_reason == "graphql: http graphql: not found (at customer.0); denied");
+  CHECK(r.hangup_reason == "graphql: http graphql: not found (path: customer.0); denied");
   o.http["q"] = {reply(200, R"({"data": {"customer": {"tier": "gold"}}})")};
   CHECK(run(doc, o).hangup_reason == "ok");
   o.http["q"] = {reply(200, "<html>")};
-  CHECK(run(doc, o).hangup_reason.find("graphql: http graphql: the GraphQL response is not JSON") ==
-        0);
+  CHECK(run(doc, o).hangup_reason.find("parse: http parse: body is not JSON") == 0);
 }
 
 TEST_CASE("http: the call's budget bounds every request and then refuses more") {
@@ -238,4 +242,69 @@ TEST_CASE("http: a template that fails to render is the node's error") {
   auto r = run(doc);
   CHECK(r.hangup_reason == "request");
   CHECK(r.http_requests.empty());
+}
+
+TEST_CASE("http: map puts JSON and XPath answers into variables; faults and bad bodies fail") {
+  const char *doc = R"J({"flow": "m", "start": "crm", "nodes": {
+    "crm": {"verb": "http", "url": "https://crm/c",
+            "map": {"tier": "/customer/tier", "vars.score": "/customer/score", "id": "/customer/id",
+                    "tags": "/customer/tags/*", "orders": "/orders/#", "missing": "/nope"},
+            "next": "stats", "on_error": "bad"},
+    "stats": {"verb": "http", "url": "https://five9/ws", "soap": {"action": "getStatistics",
+              "envelope": "<soap:Envelope xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'><soap:Body/></soap:Envelope>"},
+              "namespaces": {"s": "urn:stats"},
+              "map": {"agents": "string(//s:agentsReady)", "waiting": "count(//s:call)"},
+              "next": "route", "on_error": "bad"},
+    "route": {"verb": "if", "condition": "vars.tier == 'gold' && vars.score > 70 && number(vars.agents) > 0",
+              "then": "done", "else": "bad"},
+    "done": {"verb": "hangup", "reason": "{{vars.id}} {{vars.tags}} {{vars.orders}} {{vars.waiting}}"},
+    "bad": {"verb": "hangup", "reason": "{{steps.crm.reason}}{{steps.stats.reason}}: {{steps.crm.error}}{{steps.stats.error}}"}}})J";
+  const std::string soap_ok =
+      "<soap:Envelope xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/' xmlns:s='urn:stats'>"
+      "<soap:Body><s:r><s:agentsReady>3</s:agentsReady><s:call/><s:call/></s:r></soap:Body>"
+      "</soap:Envelope>";
+  SimulationOptions o;
+  o.http["crm"] = {
+      reply(200, R"({"customer": {"tier": "gold", "score": 88, "id": 12345678901234567890,
+                                   "tags": ["vip", "emea"]}, "orders": [1, 2, 3]})")};
+  o.http["stats"] = {reply(200, soap_ok)};
+  auto r = run(doc, o);
+  CHECK(r.hangup_reason == "12345678901234567890 vip,emea 3 2");
+  CHECK(var(r, "vars.missing") == "");  // null renders as nothing
+
+  // A SOAP fault (status 500) takes on_error with its code and reason.
+  SimHttpReply fault =
+      reply(500,
+            "<soap:Envelope "
+            "xmlns:soap='http://schemas.xmlsoap.org/soap/envelope/'><soap:Body><soap:Fault>"
+            "<faultcode>soap:Server</faultcode><faultstring>session expired</faultstring>"
+            "</soap:Fault></soap:Body></soap:Envelope>");
+  o.http["stats"] = {fault};
+  r = run(doc, o);
+  CHECK(r.hangup_reason == "soap_fault: http soap_fault: soap:Server: session expired");
+
+  // A body that is not JSON is reason "parse".
+  o.http["crm"] = {reply(200, "<html>oops</html>")};
+  r = run(doc, o);
+  CHECK(r.hangup_reason.find("parse: http parse: body is not JSON") == 0);
+}
+
+TEST_CASE("http: bad maps are validation problems with their entry") {
+  std::string t = flowtest::problems_text(R"J({"flow": "f", "start": "a", "nodes": {
+    "a": {"verb": "http", "url": "https://x/", "map": {"t": "/a/~2", "steps.x": "/a", "n": 3},
+          "next": "b"},
+    "b": {"verb": "http", "url": "https://x/", "response": "xml", "map": {"x": "//q:a"}, "next": "c"},
+    "c": {"verb": "http", "url": "https://x/", "namespaces": {"q": "urn:q"}, "response": "yaml", "next": "d"},
+    "d": {"verb": "hangup"}}})J");
+  for (const char *want : {
+           "/nodes/a/map/t: variable \"vars.t\": column 4: '~2' is not an escape",
+           "/nodes/a/map/steps.x: map sets flow variables",
+           "/nodes/a/map/n: a JSON path",
+           "/nodes/b/map/x: variable \"vars.x\"",
+           "/nodes/c/response: response is \"json\" or \"xml\"",
+           "/nodes/c/namespaces: namespaces go with XML answers",
+       }) {
+    INFO(want);
+    CHECK(t.find(want) != std::string::npos);
+  }
 }
