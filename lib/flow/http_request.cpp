@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "common/text.h"
 #include "flow/template.h"
 
 namespace ivr::flow {
@@ -31,7 +32,7 @@ Status render_json(const JsonTemplate &t, const ExpressionEval &eval, const std:
     case JsonTemplate::Kind::string: {
       auto s = render_as(t.str, eval, where);
       if (!s.ok()) return s.error();
-      out += json_quote(*s);
+      out += text::json_quote(*s);
       return {};
     }
     case JsonTemplate::Kind::array: {
@@ -48,7 +49,7 @@ Status render_json(const JsonTemplate &t, const ExpressionEval &eval, const std:
       out += '{';
       for (size_t i = 0; i < t.members.size(); ++i) {
         if (i) out += ',';
-        out += json_quote(t.members[i].first);
+        out += text::json_quote(t.members[i].first);
         out += ':';
         if (auto st = render_json(t.members[i].second, eval, where + "/" + t.members[i].first, out);
             !st.ok())
@@ -77,14 +78,8 @@ Result<std::string> encode_pairs(const std::vector<std::pair<std::string, Templa
 }
 
 bool has_header(const net::Headers &headers, std::string_view name) {
-  for (const auto &[k, v] : headers) {
-    if (k.size() != name.size()) continue;
-    bool same = true;
-    for (size_t i = 0; i < k.size() && same; ++i)
-      same =
-          tolower(static_cast<unsigned char>(k[i])) == tolower(static_cast<unsigned char>(name[i]));
-    if (same) return true;
-  }
+  for (const auto &[k, v] : headers)
+    if (text::iequals(k, name)) return true;
   return false;
 }
 
@@ -107,39 +102,6 @@ std::string percent_encode(std::string_view s) {
       out += kHex[c & 15];
     }
   }
-  return out;
-}
-
-std::string json_quote(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += '"';
   return out;
 }
 
@@ -225,9 +187,9 @@ Result<net::HttpRequest> build_http_request(const Http &h, const ExpressionEval 
       break;
     }
     case Http::Body::graphql: {
-      req.body = "{\"query\":" + json_quote(h.graphql_query);
+      req.body = "{\"query\":" + text::json_quote(h.graphql_query);
       if (!h.graphql_operation.empty())
-        req.body += ",\"operationName\":" + json_quote(h.graphql_operation);
+        req.body += ",\"operationName\":" + text::json_quote(h.graphql_operation);
       req.body += ",\"variables\":";
       if (auto st = render_json(h.json, eval, "graphql/variables", req.body); !st.ok())
         return st.error();

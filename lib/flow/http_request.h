@@ -20,8 +20,6 @@ Result<net::HttpRequest> build_http_request(const Http &h, const ExpressionEval 
 
 // RFC 3986: unreserved characters (A-Z a-z 0-9 - . _ ~) as they are, every other byte %XX.
 std::string percent_encode(std::string_view s);
-// A JSON string literal, quotes included; control characters as \u00XX.
-std::string json_quote(std::string_view s);
 // &, <, >, " and ' as entities.
 std::string xml_escape(std::string_view s);
 

@@ -7,17 +7,12 @@
 #include <unordered_set>
 #include <utility>
 
+#include "common/text.h"
+
 namespace ivr::media {
 namespace {
 
 constexpr size_t kMaxSpeechSeconds = 600;  // 4096 bytes at 80 wpm stay well below this
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing beyond U+10FFFF.
 bool valid_utf8(std::string_view s) {
@@ -139,10 +134,10 @@ void initialise(Espeak &e) {
   espeak_SetSynthCallback(on_espeak_samples);
   auto table = std::make_shared<VoiceTable>();
   for (const espeak_VOICE **v = espeak_ListVoices(nullptr); v && *v; ++v) {
-    if ((*v)->name) table->voices.insert(lower((*v)->name));
+    if ((*v)->name) table->voices.insert(text::to_lower((*v)->name));
     if ((*v)->identifier) {
-      table->voices.insert(lower((*v)->identifier));
-      table->voices.insert(lower(file_tail((*v)->identifier)));
+      table->voices.insert(text::to_lower((*v)->identifier));
+      table->voices.insert(text::to_lower(file_tail((*v)->identifier)));
     }
   }
   espeak_VOICE variant_spec{};
@@ -150,8 +145,8 @@ void initialise(Espeak &e) {
   for (const espeak_VOICE **v = espeak_ListVoices(&variant_spec); v && *v; ++v) {
     if (!(*v)->identifier) continue;
     const std::string file = file_tail((*v)->identifier);
-    table->variants.emplace(lower(file), file);
-    if ((*v)->name) table->variants.emplace(lower((*v)->name), file);
+    table->variants.emplace(text::to_lower(file), file);
+    if ((*v)->name) table->variants.emplace(text::to_lower((*v)->name), file);
   }
   if (table->voices.empty()) {
     e.error = Error{Errc::unsupported, "espeak-ng lists no voices"};
@@ -177,14 +172,14 @@ class EspeakSynthesizer final : public Synthesizer {
       return Error{Errc::invalid_argument, "say: voice '" + voice + "' is not a voice name"};
     }
     const auto plus = voice.find('+');
-    std::string base = lower(voice.substr(0, plus));
+    std::string base = text::to_lower(voice.substr(0, plus));
     if (!voices_->voices.contains(base)) {
       return Error{Errc::not_found, "say: voice '" + voice.substr(0, plus) +
                                         "' is not an espeak-ng voice (see espeak-ng --voices)"};
     }
     if (plus == std::string::npos) return base;
     const std::string variant = voice.substr(plus + 1);
-    const auto it = voices_->variants.find(lower(variant));
+    const auto it = voices_->variants.find(text::to_lower(variant));
     if (it == voices_->variants.end()) {
       return Error{Errc::not_found, "say: voice '" + voice + "': '" + variant +
                                         "' is not an espeak-ng variant (see espeak-ng "

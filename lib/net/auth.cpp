@@ -4,21 +4,14 @@
 #include <cstdlib>
 #include <type_traits>
 
+#include "common/text.h"
 #include "net/crypto.h"
 
 namespace ivr::net {
 namespace {
 
-char ascii_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (ascii_lower(a[i]) != ascii_lower(b[i])) return false;
-  return true;
-}
+using text::ascii_lower;
+using text::iequals;
 
 bool is_alnum(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "common/text.h"
+
 namespace ivr::net {
 namespace {
 
@@ -37,9 +39,7 @@ bool is_unreserved(unsigned char c) {
          c == '_' || c == '.' || c == '~';
 }
 
-char ascii_lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+using text::ascii_lower;
 
 std::string encode_bytes(std::string_view bytes, bool keep_slash, bool space_as_plus) {
   std::string out;

@@ -18,6 +18,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "common/text.h"
+
 namespace ivr::net {
 
 namespace {
@@ -53,13 +55,6 @@ constexpr size_t kMaxHeaderBytes = 256 * 1024;
 void global_init_once() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-bool equals_ignore_case(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
 }
 
 // RFC 9110 token characters (methods and header names).
@@ -107,7 +102,7 @@ const char *http_errc_name(HttpErrc e) {
 
 const std::string *HttpResponse::header(std::string_view name) const {
   for (const auto &[key, value] : headers)
-    if (equals_ignore_case(key, name)) return &value;
+    if (text::iequals(key, name)) return &value;
   return nullptr;
 }
 
@@ -522,7 +517,7 @@ struct HttpClient::Impl {
     curl_slist *list = nullptr;
     bool has_expect = false;
     for (const auto &[name, value] : req.headers) {
-      has_expect = has_expect || equals_ignore_case(name, "Expect");
+      has_expect = has_expect || text::iequals(name, "Expect");
       // "Name;" is curl's way to send a header with an empty value.
       const std::string line = value.empty() ? name + ";" : name + ": " + value;
       curl_slist *next = curl_slist_append(list, line.c_str());

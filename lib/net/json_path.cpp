@@ -7,6 +7,8 @@
 #include <cstring>
 #include <limits>
 
+#include "common/text.h"
+
 namespace ivr::net {
 
 namespace od = simdjson::ondemand;
@@ -399,46 +401,6 @@ bool JsonPath::has_wildcard() const {
 
 namespace {
 
-void append_escaped(std::string &out, std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\b':
-        out += "\\b";
-        break;
-      case '\f':
-        out += "\\f";
-        break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 15];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
-
 class Evaluator {
  public:
   Evaluator(const std::vector<Node> &nodes, const std::vector<JsonPath::Step> &steps)
@@ -558,7 +520,7 @@ class Evaluator {
         out += n.text;
         return;
       case NodeType::string:
-        append_escaped(out, n.text);
+        text::append_json_quoted(out, n.text);
         return;
       case NodeType::array:
       case NodeType::object: {
@@ -569,7 +531,7 @@ class Evaluator {
           if (!first) out += ',';
           first = false;
           if (object) {
-            append_escaped(out, nodes_[c].key);
+            text::append_json_quoted(out, nodes_[c].key);
             out += ':';
           }
           write_json(c, out);

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "common/json.h"
+#include "common/text.h"
 #include "net/crypto.h"
 
 namespace ivr::net {
@@ -16,16 +17,7 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 // client-credentials token and keeps the arithmetic far from overflow).
 constexpr int64_t kMaxLifetimeSeconds = 24 * 3600;
 
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
+using text::iequals;
 
 // Server-provided text in our messages: printable ASCII only, bounded.
 std::string printable(std::string_view text, size_t limit) {
@@ -39,26 +31,6 @@ std::string printable(std::string_view text, size_t limit) {
     out += (u >= 0x20 && u < 0x7F) ? c : '?';
   }
   return out;
-}
-
-const char *transport_error_name(HttpErrc e) {
-  switch (e) {
-    case HttpErrc::none:
-      return "none";
-    case HttpErrc::timeout:
-      return "timeout";
-    case HttpErrc::connect:
-      return "connect";
-    case HttpErrc::tls:
-      return "tls";
-    case HttpErrc::too_large:
-      return "too_large";
-    case HttpErrc::protocol:
-      return "protocol";
-    case HttpErrc::cancelled:
-      return "cancelled";
-  }
-  return "unknown";
 }
 
 // "invalid_client (Client authentication failed)" from an RFC 6749 section 5.2 error body, or
@@ -128,7 +100,7 @@ Result<HttpRequest> build_token_request(const OAuth2Config &config,
 Result<OAuth2Token> parse_token_response(const HttpResponse &response) {
   if (response.error != HttpErrc::none)
     return Error{Errc::io, std::string("oauth2 token request failed: ") +
-                               transport_error_name(response.error) + ": " +
+                               http_errc_name(response.error) + ": " +
                                printable(response.error_text, 200)};
   auto doc = json::parse(response.body);
   bool success = response.status >= 200 && response.status < 300;

@@ -1,4 +1,5 @@
 #include "net/policy_common.h"
+#include "common/text.h"
 
 #include <algorithm>
 #include <charconv>
@@ -6,10 +7,6 @@
 namespace ivr::net {
 
 namespace {
-
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -27,25 +24,6 @@ Error bad_url(std::string_view url, std::string_view why) {
 }  // namespace
 
 namespace policy_detail {
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
-
-std::string to_lower(std::string_view s) {
-  std::string out(s);
-  for (char &c : out) c = lower(c);
-  return out;
-}
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 const std::string *find_header(const Headers &headers, std::string_view name) {
   for (const auto &[key, value] : headers)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/text.h"
 #include "net/http_client.h"
 
 namespace ivr::net {
@@ -64,11 +65,10 @@ Result<std::string> origin_of(std::string_view url);
 // Text helpers of the policies, in their own namespace so they cannot clash with helpers of
 // the same name elsewhere in ivr::net.
 namespace policy_detail {
-// The first header called `name` (ASCII case-insensitive), or nullptr.
 const std::string *find_header(const Headers &headers, std::string_view name);
-bool iequals(std::string_view a, std::string_view b);
-std::string to_lower(std::string_view s);
-std::string_view trim(std::string_view s);  // spaces and horizontal tabs
+using text::iequals;
+using text::to_lower;
+using text::trim;
 }  // namespace policy_detail
 
 }  // namespace ivr::net

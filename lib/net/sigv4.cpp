@@ -6,6 +6,7 @@
 #include <map>
 #include <utility>
 
+#include "common/text.h"
 #include "net/crypto.h"
 
 namespace ivr::net {
@@ -13,23 +14,8 @@ namespace {
 
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char &c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
+using text::iequals;
+using text::to_lower;
 
 // RFC 3986 section 5.2.4 over the path as sent, plus the collapsing of empty segments that
 // AWS applies ("//a//" signs as "/a/").
@@ -215,7 +201,7 @@ Result<SigV4Signature> compute_sigv4(const HttpRequest &request,
   std::map<std::string, std::string> headers;  // lowercase name -> canonical value(s)
   for (const auto &[name, value] : request.headers) {
     if (name.empty()) return Error{Errc::invalid_argument, "sigv4: a request header has no name"};
-    std::string lname = lower(name);
+    std::string lname = to_lower(name);
     if (replaced(lname) || unsigned_header(lname)) continue;
     if (value.find_first_of("\r\n") != std::string::npos)
       return Error{Errc::invalid_argument,

@@ -10,6 +10,8 @@
 #include <memory>
 #include <vector>
 
+#include "common/text.h"
+
 namespace ivr::net {
 
 namespace {
@@ -71,11 +73,7 @@ int hex_digit(char c) {
   return -1;
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using text::trim;
 
 SignatureCheck fail(SignatureErrc e, std::string message) {
   return {e, std::move(message)};

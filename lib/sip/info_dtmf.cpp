@@ -7,22 +7,15 @@
 #include <optional>
 #include <string>
 
+#include "common/text.h"
+
 namespace ivr::sip {
 namespace {
 
 constexpr uint32_t kDefaultDurationMs = 250;
 constexpr uint32_t kMaxDurationMs = 10000;
 
-char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
+using text::iequals;
 
 bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n';

@@ -17,6 +17,8 @@
 #include <optional>
 #include <vector>
 
+#include "common/text.h"
+
 namespace ivr::sip {
 namespace {
 
@@ -38,13 +40,6 @@ struct Line {
   size_t offset;  // into the SDP text
   std::string_view text;
 };
-
-bool ascii_iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; };
-           return lower(x) == lower(y);
-         });
-}
 
 // Quotes untrusted text for an error message: bounded, control bytes escaped.
 std::string quoted(std::string_view s, size_t max = 48) {
@@ -221,7 +216,7 @@ struct Format {
 
 bool is_rtp_avp(const sdp_media_t *m) {
   return m->m_proto == sdp_proto_rtp ||
-         (m->m_proto_name && ascii_iequals(m->m_proto_name, "RTP/AVPF"));
+         (m->m_proto_name && text::iequals(m->m_proto_name, "RTP/AVPF"));
 }
 
 std::string_view proto_name(const sdp_media_t *m) {
@@ -289,7 +284,7 @@ Result<std::vector<Format>> formats_of(const sdp_media_t *m) {
     out.push_back(f);
   }
   for (auto *a = m->m_attributes; a; a = a->a_next) {
-    if (!a->a_name || !ascii_iequals(a->a_name, "rtpmap")) continue;
+    if (!a->a_name || !text::iequals(a->a_name, "rtpmap")) continue;
     std::string_view value = a->a_value ? a->a_value : "";
     auto map = parse_rtpmap_value(value);
     if (!map) return Error{Errc::parse, "bad a=rtpmap:" + quoted(value)};
@@ -306,13 +301,13 @@ Result<std::vector<Format>> formats_of(const sdp_media_t *m) {
 
 std::optional<media::Codec> codec_of(const Format &f, const LocalMediaCaps &caps) {
   if (f.rate != 8000 || !(f.params.empty() || f.params == "1")) return std::nullopt;
-  if (caps.pcmu && ascii_iequals(f.encoding, "PCMU")) return media::Codec::pcmu;
-  if (caps.pcma && ascii_iequals(f.encoding, "PCMA")) return media::Codec::pcma;
+  if (caps.pcmu && text::iequals(f.encoding, "PCMU")) return media::Codec::pcmu;
+  if (caps.pcma && text::iequals(f.encoding, "PCMA")) return media::Codec::pcma;
   return std::nullopt;
 }
 
 bool is_telephone_event(const Format &f) {
-  return f.rate == 8000 && ascii_iequals(f.encoding, "telephone-event");
+  return f.rate == 8000 && text::iequals(f.encoding, "telephone-event");
 }
 
 struct Connection {
