@@ -360,13 +360,13 @@ struct WebhookDispatcher::Impl {
     }
     std::string body = webhook_body(*record);
     auto headers = webhook_headers(id, record->event_type, now / 1000, body, c.secrets);
-    if (!headers) {  // only an OpenSSL failure: count it as a failed attempt
-      in_flight.emplace(id, Delivery{c.name, record->event_type, record->attempts + 1});
-      ++in_flight_by_sub[c.name];
+    in_flight.emplace(id, Delivery{c.name, record->event_type, record->attempts + 1});
+    ++in_flight_by_sub[c.name];
+    if (!headers) {  // only an OpenSSL failure: a failed attempt, settled later like any other
       HttpResponse r;
       r.error = HttpErrc::protocol;
       r.error_text = "signing: " + headers.error().message;
-      settle(id, std::move(r));
+      mailbox->post([this, id, r = std::move(r)]() mutable { settle(id, std::move(r)); });
       return;
     }
     headers->emplace_back(kWebhookAttemptHeader, std::to_string(record->attempts + 1));
@@ -381,8 +381,6 @@ struct WebhookDispatcher::Impl {
     req.follow_redirects = false;
     req.max_response_bytes = opt.max_response_bytes;
     req.tls = c.tls;
-    in_flight.emplace(id, Delivery{c.name, record->event_type, record->attempts + 1});
-    ++in_flight_by_sub[c.name];
     http->start(std::move(req), [this, id](HttpResponse &&r) { settle(id, std::move(r)); });
   }
 

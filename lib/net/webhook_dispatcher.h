@@ -51,11 +51,11 @@ struct WebhookSubscription {
   // secret, so rotation is: add the new secret, let receivers switch, drop the old one.
   std::vector<std::string> secrets;
   Headers headers;  // extra request headers; not Content-Type, Content-Length, Host, X-Ivr-*
-  uint32_t timeout_ms = 10000;                    // one attempt, connect included (1 ms .. 10 min)
-  uint32_t connect_timeout_ms = 5000;             // at most timeout_ms
-  uint32_t max_attempts = 12;                     // failed attempts before the dead letters (>= 1)
-  std::chrono::milliseconds backoff_base{1000};   // cap after attempt n: base * 2^(n-1) ...
-  std::chrono::milliseconds backoff_max{600000};  // ... at most this (<= 24 h)
+  uint32_t timeout_ms = 10000;                     // one attempt, connect included (1 ms .. 10 min)
+  uint32_t connect_timeout_ms = 5000;              // capped at timeout_ms; 0 = timeout_ms
+  uint32_t max_attempts = 16;                      // failed attempts before the dead letters (>= 1)
+  std::chrono::milliseconds backoff_base{1000};    // cap after attempt n: base * 2^(n-1) ...
+  std::chrono::milliseconds backoff_max{3600000};  // ... at most this (<= 24 h)
   uint32_t max_concurrency = 4;  // deliveries in flight to this subscription (>= 1)
   bool enabled = true;           // false: publish() skips it; its queued records wait (paused)
   TlsOptions tls;
