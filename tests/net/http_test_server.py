@@ -37,8 +37,9 @@ Routes (any method; every response carries X-Client-Port and X-Request-Number):
                                 form fields); issues "tok-<n>" with expires_in N (3600);
                                 fail=CODE answers CODE instead (JSON error)
     /oauth/expire               every token issued so far is now expired (server side)
-    /protected                  200 JSON {token} for a valid Authorization: Bearer token,
+    /protected[?deny=1]         200 JSON {token} for a valid Authorization: Bearer token,
                                 401 with WWW-Authenticate for a missing, unknown or expired one
+                                (deny=1: for every token)
 """
 
 import argparse
@@ -304,7 +305,7 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/protected":
             auth = self.headers.get("Authorization", "")
             token = auth[7:] if auth[:7].lower() == "bearer " else ""
-            if token and self.server.state.token_valid(token):
+            if token and self.server.state.token_valid(token) and arg("deny", "0") != "1":
                 self.reply_json({"token": token})
             else:
                 self.reply(401, b'{"error":"invalid_token"}', "application/json",
