@@ -232,7 +232,7 @@ TEST_CASE("http service: stale-if-error serves the old answer when the server fa
     const std::string url = doomed->url("/sequence?key=k&codes=200");
     FetchRequest req = get(url);
     req.cache_ttl = 100ms;
-    req.stale_if_error = 400ms;
+    req.stale_if_error = 1500ms;
     CHECK(run(loop, *svc, req).response.status == 200);
     doomed.reset();  // the port is closed now
     loop.run_for(200ms);
@@ -241,7 +241,7 @@ TEST_CASE("http service: stale-if-error serves the old answer when the server fa
     CHECK(r.stale);
     CHECK(r.response.status == 200);
     CHECK(r.error.find("connect") != std::string::npos);
-    loop.run_for(400ms);  // past ttl + stale_if_error
+    loop.run_for(1600ms);  // past ttl + stale_if_error
     FetchResult gone = run(loop, *svc, req);
     CHECK(gone.reason == "connect");
     CHECK_FALSE(gone.stale);
