@@ -25,9 +25,25 @@ Routes (any method; every response carries X-Client-Port and X-Request-Number):
     /malformed                  answers garbage instead of a status line, then closes
     /close                      reads the request and closes without answering
     /count                      JSON {count, client_port}: requests seen so far
+    /sequence?key=K&codes=503,503,200[&retry_after=S][&ms=N]
+                                answers the codes in turn, per key K (the last one repeats),
+                                after N ms; Retry-After: S on every answer that is not 2xx;
+                                body JSON {key, n, code}
+    /hits?path=P[&key=K]        JSON {count}: requests seen for path P (with key=K when
+                                given); /hits itself is not counted
+    /oauth/token[?expires_in=N&fail=CODE]
+                                OAuth2 client credentials (POST, form body): client id
+                                "ivr-test-client", secret "ivr-test-secret" (HTTP Basic or
+                                form fields); issues "tok-<n>" with expires_in N (3600);
+                                fail=CODE answers CODE instead (JSON error)
+    /oauth/expire               every token issued so far is now expired (server side)
+    /protected[?deny=1]         200 JSON {token} for a valid Authorization: Bearer token,
+                                401 with WWW-Authenticate for a missing, unknown or expired one
+                                (deny=1: for every token)
 """
 
 import argparse
+import base64
 import json
 import os
 import socket
@@ -38,18 +54,59 @@ import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlsplit
 
 
 class State:
     def __init__(self):
         self.lock = threading.Lock()
         self.count = 0
+        self.hits = {}       # path, or (path, key) -> requests seen
+        self.sequences = {}  # key -> answers given
+        self.tokens = {}     # access token -> still valid
+        self.issued = 0
 
     def next_request(self):
         with self.lock:
             self.count += 1
             return self.count
+
+    def hit(self, path, key):
+        with self.lock:
+            self.hits[path] = self.hits.get(path, 0) + 1
+            if key is not None:
+                self.hits[(path, key)] = self.hits.get((path, key), 0) + 1
+
+    def hits_of(self, path, key):
+        with self.lock:
+            return self.hits.get(path if key is None else (path, key), 0)
+
+    def next_in_sequence(self, key):
+        with self.lock:
+            n = self.sequences.get(key, 0)
+            self.sequences[key] = n + 1
+            return n
+
+    def issue_token(self):
+        with self.lock:
+            self.issued += 1
+            token = f"tok-{self.issued}"
+            self.tokens[token] = True
+            return token
+
+    def expire_tokens(self):
+        with self.lock:
+            for token in self.tokens:
+                self.tokens[token] = False
+            return len(self.tokens)
+
+    def token_valid(self, token):
+        with self.lock:
+            return self.tokens.get(token, False)
+
+
+TEST_CLIENT_ID = "ivr-test-client"
+TEST_CLIENT_SECRET = "ivr-test-secret"
 
 
 def make_tls_material(directory):
@@ -161,6 +218,8 @@ class Handler(BaseHTTPRequestHandler):
             return query.get(name, [default])[0]
 
         path = url.path
+        if path != "/hits":
+            self.server.state.hit(path, arg("key", None))
         if path.startswith("/status/"):
             code = int(path[len("/status/"):])
             body = b"" if code in (204, 304) or code < 200 else f"status {code}\n".encode()
@@ -225,8 +284,61 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif path == "/count":
             self.reply_json({"count": self.number, "client_port": self.client_address[1]})
+        elif path == "/sequence":
+            key = arg("key", "")
+            codes = [int(c) for c in arg("codes", "200").split(",")]
+            n = self.server.state.next_in_sequence(key)
+            code = codes[min(n, len(codes) - 1)]
+            time.sleep(int(arg("ms", "0")) / 1000)
+            extra = []
+            if not 200 <= code < 300 and "retry_after" in query:
+                extra.append(("Retry-After", arg("retry_after", "0")))
+            body = json.dumps({"key": key, "n": n + 1, "code": code}).encode()
+            self.reply(code, body, "application/json", extra)
+        elif path == "/hits":
+            self.reply_json({"count": self.server.state.hits_of(arg("path", ""),
+                                                               arg("key", None))})
+        elif path == "/oauth/token":
+            self.oauth_token(query)
+        elif path == "/oauth/expire":
+            self.reply_json({"expired": self.server.state.expire_tokens()})
+        elif path == "/protected":
+            auth = self.headers.get("Authorization", "")
+            token = auth[7:] if auth[:7].lower() == "bearer " else ""
+            if token and self.server.state.token_valid(token) and arg("deny", "0") != "1":
+                self.reply_json({"token": token})
+            else:
+                self.reply(401, b'{"error":"invalid_token"}', "application/json",
+                           [("WWW-Authenticate", 'Bearer error="invalid_token"')])
         else:
             self.reply(404, b"no such route\n")
+
+    def oauth_token(self, query):
+        def error(code, name, description):
+            body = json.dumps({"error": name, "error_description": description}).encode()
+            self.reply(code, body, "application/json")
+
+        if "fail" in query:
+            return error(int(query["fail"][0]), "temporarily_unavailable", "asked to fail")
+        if self.command != "POST":
+            return error(405, "invalid_request", "POST only")
+        form = dict(parse_qsl(self.request_body.decode("utf-8", "replace")))
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        auth = self.headers.get("Authorization", "")
+        if auth[:6].lower() == "basic ":
+            try:
+                pair = base64.b64decode(auth[6:]).decode()
+                client_id, _, secret = pair.partition(":")
+                client_id, secret = unquote_plus(client_id), unquote_plus(secret)
+            except ValueError:
+                return error(400, "invalid_request", "bad Basic credentials")
+        if form.get("grant_type") != "client_credentials":
+            return error(400, "unsupported_grant_type", "client_credentials only")
+        if client_id != TEST_CLIENT_ID or secret != TEST_CLIENT_SECRET:
+            return error(401, "invalid_client", "unknown client or wrong secret")
+        expires_in = int(query.get("expires_in", ["3600"])[0])
+        self.reply_json({"access_token": self.server.state.issue_token(),
+                         "token_type": "Bearer", "expires_in": expires_in})
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = handle_any
 

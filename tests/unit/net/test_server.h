@@ -3,6 +3,8 @@
 //   TestHttpServer server({.tls = true});
 //   client.start({.url = server.url("/echo")}, ...);
 //
+// TestLoop is an event_base for one test, run in bounded steps.
+//
 // The server binds 127.0.0.1 on kernel-chosen ports and reports them on stdout; TLS
 // material (a throwaway CA, a server certificate for 127.0.0.1, a client certificate) is
 // generated into a temporary directory that the destructor removes.
@@ -15,10 +17,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <event2/event.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
+#include <list>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -28,6 +35,70 @@
 extern char **environ;
 
 namespace ivr::test {
+
+// One event_base per test. Every run is bounded by a safety timer.
+class TestLoop {
+ public:
+  TestLoop() : base_(event_base_new()) {
+    if (!base_) throw std::runtime_error("event_base_new failed");
+  }
+  ~TestLoop() {
+    for (auto &p : pending_) event_free(p->ev);
+    pending_.clear();
+    event_base_free(base_);
+  }
+  TestLoop(const TestLoop &) = delete;
+  TestLoop &operator=(const TestLoop &) = delete;
+  event_base *base() const { return base_; }
+
+  // Runs the loop until done() holds or `limit` passes (the safety net); returns done().
+  bool run_until(const std::function<bool()> &done,
+                 std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+    bool expired = false;
+    event *guard = evtimer_new(base_, &TestLoop::on_expire, &expired);
+    const timeval tv = to_timeval(limit);
+    evtimer_add(guard, &tv);
+    while (!done() && !expired) event_base_loop(base_, EVLOOP_ONCE);
+    event_free(guard);
+    return done();
+  }
+  // Runs the loop for a while (to let time pass, or to show that nothing else happens).
+  void run_for(std::chrono::milliseconds span) {
+    run_until([] { return false; }, span);
+  }
+  // Calls fn once after `delay`, from the loop (dropped if the loop is freed first).
+  void after(std::chrono::milliseconds delay, std::function<void()> fn) {
+    auto p = std::make_unique<Pending>();
+    p->loop = this;
+    p->fn = std::move(fn);
+    p->ev = evtimer_new(base_, &TestLoop::on_pending, p.get());
+    const timeval tv = to_timeval(delay);
+    evtimer_add(p->ev, &tv);
+    pending_.push_back(std::move(p));
+  }
+
+ private:
+  struct Pending {
+    TestLoop *loop = nullptr;
+    event *ev = nullptr;
+    std::function<void()> fn;
+  };
+  static void on_pending(evutil_socket_t, short, void *arg) {
+    auto *p = static_cast<Pending *>(arg);
+    std::function<void()> fn = std::move(p->fn);
+    TestLoop *loop = p->loop;
+    event_free(p->ev);
+    loop->pending_.remove_if([p](const std::unique_ptr<Pending> &q) { return q.get() == p; });
+    fn();
+  }
+  static timeval to_timeval(std::chrono::milliseconds d) {
+    return timeval{static_cast<time_t>(d.count() / 1000),
+                   static_cast<suseconds_t>(d.count() % 1000 * 1000)};
+  }
+  static void on_expire(evutil_socket_t, short, void *arg) { *static_cast<bool *>(arg) = true; }
+  event_base *base_;
+  std::list<std::unique_ptr<Pending>> pending_;
+};
 
 struct TestHttpServerOptions {
   bool tls = false;   // also serve HTTPS (no client certificate asked for)
