@@ -2,8 +2,40 @@
 
 namespace ivr::core {
 
+namespace {
+
+// Secrets the host sets through the C ABI, readable from the engine loop while another
+// thread sets them.
+class HostSecrets final : public net::SecretStore {
+ public:
+  void set(std::string_view name, std::string value) {
+    std::lock_guard lock(mu_);
+    if (value.empty())
+      values_.erase(std::string(name));
+    else
+      values_[std::string(name)] = std::move(value);
+  }
+  std::optional<std::string> find(std::string_view name) const override {
+    std::lock_guard lock(mu_);
+    auto it = values_.find(name);
+    if (it == values_.end()) return std::nullopt;
+    return it->second;
+  }
+  std::string where(std::string_view) const override { return "the engine's secrets"; }
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::string, std::less<>> values_;
+};
+
+}  // namespace
+
 Engine::Engine(EngineOptions options)
     : options_(std::move(options)), prompts_(options_.prompt_dir) {
+  host_secrets_ = std::make_shared<HostSecrets>();
+  secrets_ =
+      std::make_shared<net::ChainSecretStore>(std::vector<std::shared_ptr<const net::SecretStore>>{
+          host_secrets_, std::make_shared<net::EnvSecretStore>()});
   flows_ = std::make_unique<FlowRunner>(*this);
   flows_->library().set_prompt_dir(options_.prompt_dir);
 }
@@ -48,6 +80,24 @@ Status Engine::start() {
     return Error{Errc::media, media.error().message};
   }
   media_ = std::move(*media);
+  {
+    net::AuthProfilesOptions ao;
+    ao.secrets = secrets_;
+    ao.logger = options_.logger;
+    auto auth = net::AuthProfiles::create(loop_->base(), std::move(ao));
+    if (!auth) {
+      media_.reset();
+      tts_.reset();
+      loop_.reset();
+      worker_.reset();
+      return auth.error();
+    }
+    std::lock_guard lock(auth_mutex_);
+    auth_ = std::move(*auth);
+    if (auto st = auth_->replace_all(std::move(pending_auth_)); !st)
+      IVR_LOG(options_.logger, error, "http", "auth profiles: %s", st.error().message.c_str());
+    pending_auth_.clear();
+  }
   loop_->start();
 
   auto sip_options = options_.sip;
@@ -86,6 +136,10 @@ void Engine::stop(const std::string &reason) {
   });
   loop_->stop();
   http_.reset();  // its in-flight requests are dropped; the flows they served have ended
+  {
+    std::lock_guard lock(auth_mutex_);
+    auth_.reset();  // after http_: the service asks it to authorize
+  }
   sip_.reset();
   tts_.reset();  // abandons queued syntheses; their results find the loop stopped
   worker_.reset();
@@ -95,7 +149,9 @@ void Engine::stop(const std::string &reason) {
 
 net::HttpService *Engine::http() {
   if (http_ || !loop_) return http_.get();
-  auto made = net::HttpService::create(loop_->base());
+  net::HttpServiceOptions ho;
+  ho.logger = options_.logger;
+  auto made = net::HttpService::create(loop_->base(), std::move(ho), auth_.get());
   if (!made) {
     http_error_ = made.error();
     IVR_LOG(options_.logger, error, "http", "no HTTP client: %s", http_error_.message.c_str());
@@ -108,6 +164,28 @@ net::HttpService *Engine::http() {
             t.consecutive_failures);
   });
   return http_.get();
+}
+
+Status Engine::set_auth_profiles(std::string_view json) {
+  auto profiles = net::parse_auth_profiles(json);
+  if (!profiles) return profiles.error();
+  std::lock_guard lock(auth_mutex_);
+  if (!auth_) {
+    for (const auto &[name, config] : *profiles)
+      if (auto st = net::validate_auth_profile(config); !st)
+        return Error{st.error().code, "auth." + name + "." + st.error().message};
+    pending_auth_ = std::move(*profiles);
+    return {};
+  }
+  return auth_->replace_all(std::move(*profiles));
+}
+
+Status Engine::set_secret(std::string_view name, std::string value) {
+  if (!net::valid_secret_name(name))
+    return Error{Errc::invalid_argument, "name: 1-128 characters of A-Z a-z 0-9 _ . -"};
+  // The chain's first store is the host's.
+  static_cast<HostSecrets &>(*host_secrets_).set(name, std::move(value));
+  return {};
 }
 
 Status Engine::run_on_engine(const std::function<Status()> &fn) {

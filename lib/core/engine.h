@@ -7,6 +7,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "common/log.h"
@@ -19,6 +20,7 @@
 #include "media/media_engine.h"
 #include "media/prompt.h"
 #include "media/tts.h"
+#include "net/auth_profiles.h"
 #include "net/http_service.h"
 #include "sip/sip_stack.h"
 
@@ -73,6 +75,12 @@ class Engine {
   // not be made (http_error() says why).
   net::HttpService *http();
   const Error &http_error() const { return http_error_; }
+  // Auth profiles of http steps (any thread; before start they wait for it). A JSON object
+  // of named profiles (docs/net.md, "HTTP service"); replaces every profile, or none on error.
+  Status set_auth_profiles(std::string_view json);
+  // A secret the profiles name (any thread); looked up before IVR_SECRET_<NAME>. An empty
+  // value removes it.
+  Status set_secret(std::string_view name, std::string value);
 
  private:
   void on_sip_event(sip::SipEvent &event);
@@ -88,8 +96,13 @@ class Engine {
   Error tts_error_{Errc::unsupported, "the engine is not started"};
   std::unique_ptr<media::MediaEngine> media_;
   std::unique_ptr<sip::SipStack> sip_;
-  std::unique_ptr<FlowRunner> flows_;       // after loop_: its timers go before the loop does
-  std::unique_ptr<net::HttpService> http_;  // after loop_: its events go before the loop does
+  std::unique_ptr<FlowRunner> flows_;  // after loop_: its timers go before the loop does
+  std::shared_ptr<net::SecretStore> host_secrets_;  // set through set_secret()
+  std::shared_ptr<net::SecretStore> secrets_;       // the host's secrets, then the environment
+  std::mutex auth_mutex_;
+  net::AuthProfileMap pending_auth_;         // set before start, applied at start
+  std::unique_ptr<net::AuthProfiles> auth_;  // after loop_; outlives http_
+  std::unique_ptr<net::HttpService> http_;   // after loop_: its events go before the loop does
   Error http_error_{Errc::unsupported, "not made yet"};
   std::map<uint64_t, std::shared_ptr<Call>> calls_;  // engine thread only
   std::atomic<int> call_count_{0};
