@@ -66,7 +66,7 @@ int64_t int_field(element value, const std::string &field, int64_t lo, int64_t h
   if (value.type() != element_type::INT64 && value.type() != element_type::UINT64)
     fail(field, "must be an integer " + range);
   if (value.get_int64().get(n) != simdjson::SUCCESS || n < lo || n > hi)
-    fail(field, "must be " + range);
+    fail(field, "must be " + range + ", got " + simdjson::to_string(value));
   return n;
 }
 
@@ -113,7 +113,7 @@ void parse_rtp(element value, Config &c) {
     if (key == "address")
       c.rtp_address = address_field(v, "rtp.address");
     else if (key == "port_min")
-      c.rtp_port_min = static_cast<unsigned short>(int_field(v, "rtp.port_min", 1, 65535));
+      c.rtp_port_min = static_cast<unsigned short>(int_field(v, "rtp.port_min", 1024, 65534));
     else
       c.rtp_port_max = static_cast<unsigned short>(int_field(v, "rtp.port_max", 1, 65535));
   }
@@ -215,6 +215,9 @@ const char *transport_name(ivr_sip_transport transport) {
 }
 
 Config load_config(const std::string &path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec))
+    throw ConfigError("config " + path + ": cannot read: is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw ConfigError("config " + path + ": cannot read: " + std::strerror(errno));
   std::ostringstream text;
@@ -226,6 +229,9 @@ Config load_config(const std::string &path) {
   simdjson::padded_string json(text.str());
   if (auto err = parser.parse(json).get(root); err != simdjson::SUCCESS)
     throw ConfigError("config " + path + ": not valid JSON: " + simdjson::error_message(err));
+
+  if (root.type() != element_type::OBJECT)
+    throw ConfigError("config " + path + ": must be a JSON object ({\"flows\": ..., ...})");
 
   Config c;
   fs::path base = fs::absolute(fs::path(path)).parent_path();

@@ -6,20 +6,29 @@
 //   call <Call-ID> flow <id> version <v> end <flow_end> path <node > node > ...>
 //   call <Call-ID> flow - end <end_reason>          (a call no flow took)
 // stderr carries the log. Exit status: 0 after SIGINT/SIGTERM, 1 when the engine cannot
-// start, 2 for usage, configuration and flow problems.
+// start, 2 for usage, configuration and flow problems. docs/ivrd.md is the manual.
+//
+// Once the engine exists, stdout and stderr lines go through a writer thread per stream:
+// the engine's threads (the event callback runs on the engine thread) only queue lines, so
+// a reader that stops reading (a full pipe, a terminal on XOFF) never stalls a call.
 #include <pthread.h>
 #include <signal.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <deque>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <ivr/ivr.h>
@@ -30,7 +39,101 @@ namespace {
 
 ivr_log_level g_level = IVR_LOG_INFO;
 
-// One write per line: the engine logs from several threads at once.
+// One stream's writer thread. Until start() (and after stop()) lines are written at once
+// by the calling thread; in between they are queued, and only the writer thread touches
+// the stream. With max_queued > 0, lines beyond it are dropped and counted, and the count
+// is reported on the stream once the writer catches up.
+class Writer {
+ public:
+  Writer(FILE *stream, size_t max_queued) : stream_(stream), max_queued_(max_queued) {}
+  ~Writer() { stop(); }
+
+  void start() {
+    thread_ = std::thread([this] { run(); });
+  }
+
+  void push(std::string line) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (thread_.joinable() && !stopping_) {
+        if (max_queued_ > 0 && queue_.size() >= max_queued_) {
+          dropped_++;
+          return;
+        }
+        queue_.push_back(std::move(line));
+        if (queue_.size() == 1) cv_.notify_one();
+        return;
+      }
+    }
+    write(line);  // single-threaded phases: before start(), after stop()
+  }
+
+  // Writes everything queued, then returns to direct writes.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!thread_.joinable()) return;
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = false;
+  }
+
+ private:
+  void write(const std::string &line) {
+    fwrite(line.data(), 1, line.size(), stream_);
+    fflush(stream_);
+  }
+
+  void run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, all written
+      std::deque<std::string> batch;
+      batch.swap(queue_);
+      uint64_t dropped = dropped_;
+      dropped_ = 0;
+      lock.unlock();
+      for (const std::string &l : batch) write(l);
+      if (dropped > 0)
+        write("ivrd: " + std::to_string(dropped) +
+              " log line(s) dropped: output not read fast enough\n");
+      lock.lock();
+    }
+  }
+
+  FILE *const stream_;
+  const size_t max_queued_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  uint64_t dropped_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+// stdout (one line per call: never dropped) and stderr (the log: at most 10000 lines
+// waiting), each with its own writer so a stalled stderr does not hold back call lines.
+struct Output {
+  Writer out_writer{stdout, 0}, err_writer{stderr, 10000};
+  void start() {
+    out_writer.start();
+    err_writer.start();
+  }
+  void stop() {
+    out_writer.stop();
+    err_writer.stop();
+  }
+  void out(std::string line) { out_writer.push(std::move(line)); }
+  void err(std::string line) { err_writer.push(std::move(line)); }
+};
+
+Output g_out;
+
+// A line of the log, with a time stamp (any thread).
 void write_log(ivr_log_level level, const char *subsystem, const char *message) {
   timespec ts{};
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -39,12 +142,21 @@ void write_log(ivr_log_level level, const char *subsystem, const char *message) 
   char stamp[48];
   size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
   snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", ts.tv_nsec / 1000000);
-  std::string line = std::string(stamp) + " [" + ivrd::log_level_name(level) + "] " + subsystem +
-                     ": " + message + "\n";
-  fputs(line.c_str(), stderr);
+  g_out.err(std::string(stamp) + " [" + ivrd::log_level_name(level) + "] " + subsystem + ": " +
+            message + "\n");
 }
 
-[[gnu::format(printf, 2, 3)]] void logf(ivr_log_level level, const char *fmt, ...) {
+// A plain stderr line (problems, the "listening" line), through the writer.
+[[gnu::format(printf, 1, 2)]] void errf(const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  g_out.err(std::string(buf) + "\n");
+}
+
+[[gnu::format(printf, 2, 3)]] void log_msg(ivr_log_level level, const char *fmt, ...) {
   if (level > g_level) return;
   char buf[2048];
   va_list ap;
@@ -65,7 +177,8 @@ const char *or_dash(const char *s) {
   return s && *s ? s : "-";
 }
 
-// Runs on the engine thread, one event at a time: stdout needs no lock.
+// Runs on the engine thread, one event at a time. It never blocks: the engine calls it
+// inline, output is only queued (Output).
 void on_event(const ivr_event *ev, void *) {
   ivr_call *call = ev->call;
   // Flow fields exist from event version 2; an older library runs no flows.
@@ -73,34 +186,36 @@ void on_event(const ivr_event *ev, void *) {
   switch (ev->type) {
     case IVR_EVENT_CALL_STARTED:
       if (has_flow) {
-        logf(IVR_LOG_INFO, "call %s from %s to %s: flow %s version %s", ivr_call_id(call),
-             ivr_call_from_user(call), ivr_call_to_user(call), ev->flow_id, ev->flow_version);
+        log_msg(IVR_LOG_INFO, "call %s from %s to %s: flow %s version %s", ivr_call_id(call),
+                ivr_call_from_user(call), ivr_call_to_user(call), ev->flow_id, ev->flow_version);
       } else {
         // No entry point matched (or its flow has no active version): nobody would
         // handle the call, so say so at once.
-        logf(IVR_LOG_INFO, "call %s from %s to %s: no flow for this number, rejected (404)",
-             ivr_call_id(call), ivr_call_from_user(call), ivr_call_to_user(call));
+        log_msg(IVR_LOG_INFO, "call %s from %s to %s: no flow for this number, rejected (404)",
+                ivr_call_id(call), ivr_call_from_user(call), ivr_call_to_user(call));
         if (ivr_call_reject(call, 404, "no flow for this number") != IVR_OK)
-          logf(IVR_LOG_WARN, "call %s: reject failed: %s", ivr_call_id(call),
-               ivr_error_last()->message);
+          log_msg(IVR_LOG_WARN, "call %s: reject failed: %s", ivr_call_id(call),
+                  ivr_error_last()->message);
       }
       break;
     case IVR_EVENT_FLOW_STEP:
-      logf(IVR_LOG_DEBUG, "call %s flow %s/%s %s (%s): %s", ivr_call_id(call), ev->flow_id,
-           ev->flow_version, ev->flow_node, ev->flow_verb, ev->flow_detail);
+      log_msg(IVR_LOG_DEBUG, "call %s flow %s/%s %s (%s): %s", ivr_call_id(call), ev->flow_id,
+              ev->flow_version, ev->flow_node, ev->flow_verb, ev->flow_detail);
       break;
     case IVR_EVENT_CALL_ENDED:
       if (has_flow) {
-        printf("call %s flow %s version %s end %s path %s\n", ivr_call_id(call), ev->flow_id,
-               ev->flow_version, or_dash(ev->flow_end), or_dash(ev->flow_path));
+        g_out.out("call " + std::string(ivr_call_id(call)) + " flow " + ev->flow_id + " version " +
+                  ev->flow_version + " end " + or_dash(ev->flow_end) + " path " +
+                  or_dash(ev->flow_path) + "\n");
         if (ev->flow_error && ev->flow_error[0])
-          logf(IVR_LOG_WARN, "call %s flow %s/%s failed: %s", ivr_call_id(call), ev->flow_id,
-               ev->flow_version, ev->flow_error);
+          log_msg(IVR_LOG_WARN, "call %s flow %s/%s failed: %s", ivr_call_id(call), ev->flow_id,
+                  ev->flow_version, ev->flow_error);
       } else {
-        printf("call %s flow - end %s\n", ivr_call_id(call), ivr_end_reason_name(ev->end_reason));
+        g_out.out("call " + std::string(ivr_call_id(call)) + " flow - end " +
+                  ivr_end_reason_name(ev->end_reason) + "\n");
       }
-      logf(IVR_LOG_INFO, "call %s ended: %s, %s (%d)", ivr_call_id(call),
-           ivr_end_reason_name(ev->end_reason), ev->reason, ev->sip_code);
+      log_msg(IVR_LOG_INFO, "call %s ended: %s, %s (%d)", ivr_call_id(call),
+              ivr_end_reason_name(ev->end_reason), ev->reason, ev->sip_code);
       break;
     default:  // answered, digits, prompts, media: the flow handles them
       break;
@@ -109,9 +224,9 @@ void on_event(const ivr_event *ev, void *) {
 
 void usage(FILE *out) {
   fputs(
-      "usage: ivrd --config FILE [--listen HOST:PORT] [--prompts DIR] [--log-level LEVEL]\n"
+      "usage: ivrd --config FILE [--listen IP:PORT] [--prompts DIR] [--log-level LEVEL]\n"
       "  --config FILE      JSON configuration (examples/ivrd/demo.json)\n"
-      "  --listen HOST:PORT SIP address, overriding sip.address and sip.port\n"
+      "  --listen IP:PORT   SIP address ([v6]:PORT for IPv6), overriding sip.address/port\n"
       "  --prompts DIR      prompt directory, overriding prompt_dir\n"
       "  --log-level LEVEL  error, warn, info, debug (flow steps) or trace\n",
       out);
@@ -140,32 +255,56 @@ bool read_file(const std::string &path, std::string *out) {
   return !in.bad();
 }
 
+// True when the flow's id and version can be printed on the per-call line: the version
+// as one word, and an id that does not start with '-' (the line's "no flow" mark).
+bool printable_on_call_line(const std::string &id, const std::string &version, std::string *why) {
+  if (!id.empty() && id[0] == '-') {
+    *why = "flow id \"" + id + "\" starts with '-', which ivrd's per-call line uses for no flow";
+    return false;
+  }
+  for (unsigned char c : version) {
+    if (c <= ' ' || c == 0x7f) {
+      *why = "version \"" + version +
+             "\" has a space or control character; ivrd prints it as one word on its per-call "
+             "line";
+      return false;
+    }
+  }
+  return true;
+}
+
 // Loads every flow file; prints the validation report per file. Returns the flow ids.
 bool load_flows(ivr_engine *engine, const ivrd::Config &config, std::set<std::string> *ids) {
   for (const ivrd::FlowFile &f : config.flows) {
     std::string doc;
     if (!read_file(f.path, &doc)) {
-      fprintf(stderr, "ivrd: config %s: cannot read %s: %s\n", f.field.c_str(), f.path.c_str(),
-              strerror(errno));
+      errf("ivrd: config %s: cannot read %s: %s", f.field.c_str(), f.path.c_str(), strerror(errno));
       return false;
     }
     ivr_flow_report *report = nullptr;
     int rc = ivr_engine_flow_load(engine, doc.data(), doc.size(), f.activate ? 1 : 0, &report);
+    bool ok = rc == IVR_OK;
     if (rc == IVR_EPARSE) {
       std::istringstream lines(ivr_flow_report_text(report));
       for (std::string line; std::getline(lines, line);)
-        fprintf(stderr, "%s: %s\n", f.path.c_str(), line.c_str());
-      fprintf(stderr, "ivrd: %s: %zu problem(s), not loaded\n", f.path.c_str(),
-              ivr_flow_report_count(report));
+        errf("%s: %s", f.path.c_str(), line.c_str());
+      errf("ivrd: %s: %zu problem(s), not loaded", f.path.c_str(), ivr_flow_report_count(report));
     } else if (rc != IVR_OK) {
-      fprintf(stderr, "%s: %s\n", f.path.c_str(), ivr_error_last()->message);
+      errf("%s: %s", f.path.c_str(), ivr_error_last()->message);
     } else {
-      ids->insert(ivr_flow_report_flow_id(report));
-      logf(IVR_LOG_INFO, "flow %s version %s loaded from %s%s", ivr_flow_report_flow_id(report),
-           ivr_flow_report_version(report), f.path.c_str(), f.activate ? "" : " (not activated)");
+      std::string id = ivr_flow_report_flow_id(report), version = ivr_flow_report_version(report);
+      std::string why;
+      if (!printable_on_call_line(id, version, &why)) {
+        errf("ivrd: config %s: %s: %s", f.field.c_str(), f.path.c_str(), why.c_str());
+        ok = false;
+      } else {
+        ids->insert(id);
+        log_msg(IVR_LOG_INFO, "flow %s version %s loaded from %s%s", id.c_str(), version.c_str(),
+                f.path.c_str(), f.activate ? "" : " (not activated)");
+      }
     }
     ivr_flow_report_free(report);
-    if (rc != IVR_OK) return false;
+    if (!ok) return false;
   }
   return true;
 }
@@ -176,16 +315,15 @@ bool map_entry_points(ivr_engine *engine, const ivrd::Config &config,
     if (!ids.count(flow)) {
       std::string loaded;
       for (const std::string &id : ids) loaded += (loaded.empty() ? "" : ", ") + id;
-      fprintf(stderr, "ivrd: config entry_points.\"%s\": no flow \"%s\" was loaded (loaded: %s)\n",
-              called.c_str(), flow.c_str(), loaded.c_str());
+      errf("ivrd: config entry_points.\"%s\": no flow \"%s\" was loaded (loaded: %s)",
+           called.c_str(), flow.c_str(), loaded.c_str());
       return false;
     }
     if (ivr_engine_flow_map(engine, called.c_str(), flow.c_str()) != IVR_OK) {
-      fprintf(stderr, "ivrd: config entry_points.\"%s\": %s\n", called.c_str(),
-              ivr_error_last()->message);
+      errf("ivrd: config entry_points.\"%s\": %s", called.c_str(), ivr_error_last()->message);
       return false;
     }
-    logf(IVR_LOG_INFO, "entry point %s -> flow %s", called.c_str(), flow.c_str());
+    log_msg(IVR_LOG_INFO, "entry point %s -> flow %s", called.c_str(), flow.c_str());
   }
   return true;
 }
@@ -243,13 +381,19 @@ int main(int argc, char **argv) {
   }
   g_level = config.log_level;
 
-  // Block the stop signals before any engine thread exists, so only sigwait sees them.
+  // Block the stop signals before any thread exists (ours or the engine's), so only
+  // sigwait sees them. A signal that arrives while the engine starts waits for sigwait.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  setvbuf(stdout, nullptr, _IOLBF, 0);
+  g_out.start();
+  // Writes what is still queued before exiting with `code`.
+  auto finish = [](int code) {
+    g_out.stop();
+    return code;
+  };
 
   ivr_engine_options opts = IVR_ENGINE_OPTIONS_INIT;
   opts.sip_address = config.sip_address.c_str();
@@ -266,32 +410,36 @@ int main(int argc, char **argv) {
 
   ivr_engine *engine = nullptr;
   if (ivr_engine_new(&engine, &opts) != IVR_OK) {
-    fprintf(stderr, "ivrd: config: %s\n", ivr_error_last()->message);
-    return 2;
+    errf("ivrd: config: %s", ivr_error_last()->message);
+    return finish(2);
+  }
+  if (ivr_engine_set_event_callback(engine, on_event, nullptr, nullptr) != IVR_OK) {
+    errf("ivrd: %s", ivr_error_last()->message);
+    ivr_engine_free(engine);
+    return finish(1);
   }
   std::set<std::string> ids;
   // Flows load before SIP binds: a broken document never answers a call.
-  if (ivr_engine_set_event_callback(engine, on_event, nullptr, nullptr) != IVR_OK ||
-      !load_flows(engine, config, &ids) || !map_entry_points(engine, config, ids)) {
+  if (!load_flows(engine, config, &ids) || !map_entry_points(engine, config, ids)) {
     ivr_engine_free(engine);
-    return 2;
+    return finish(2);
   }
   if (ivr_engine_start(engine) != IVR_OK) {
-    fprintf(stderr, "ivrd: %s\n", ivr_error_last()->message);
+    errf("ivrd: %s", ivr_error_last()->message);
     ivr_engine_free(engine);
-    return 1;
+    return finish(1);
   }
   bool v6 = config.sip_address.find(':') != std::string::npos;
-  fprintf(stderr, "ivrd listening on sip:%s%s%s:%u (%s), prompts %s\n", v6 ? "[" : "",
-          config.sip_address.c_str(), v6 ? "]" : "", (unsigned)ivr_engine_sip_port(engine),
-          ivrd::transport_name(config.sip_transport), config.prompt_dir.c_str());
+  errf("ivrd listening on sip:%s%s%s:%u (%s), prompts %s", v6 ? "[" : "",
+       config.sip_address.c_str(), v6 ? "]" : "", (unsigned)ivr_engine_sip_port(engine),
+       ivrd::transport_name(config.sip_transport), config.prompt_dir.c_str());
 
   int sig = 0;
   while (sigwait(&signals, &sig) != 0) {
   }
-  logf(IVR_LOG_INFO, "stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
+  log_msg(IVR_LOG_INFO, "stopping (%s)", sig == SIGINT ? "SIGINT" : "SIGTERM");
   // Calls still up get a BYE (or a 503) carrying this reason, and their stdout lines.
   ivr_engine_stop(engine, "ivrd shutting down");
   ivr_engine_free(engine);
-  return 0;
+  return finish(0);
 }

@@ -62,6 +62,11 @@ def _tcp_free(port: int, host: str = HOST) -> bool:
         s.close()
 
 
+def udp_port_bound(port: int, host: str = HOST) -> bool:
+    """True once something (the program under test) has bound the UDP port."""
+    return not _udp_free(port, host)
+
+
 def free_port(host: str = HOST) -> int:
     """A port free for both UDP and TCP (Sofia binds both unless told otherwise),
     found by binding port 0 and closing again."""
