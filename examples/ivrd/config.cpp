@@ -237,9 +237,9 @@ Config load_config(const std::string &path) {
   fs::path base = fs::absolute(fs::path(path)).parent_path();
   c.prompt_dir = base.lexically_normal().string();
   bool has_flows = false, has_entry_points = false;
-  for (auto &[key, v] : members(
-           root, "",
-           {"sip", "rtp", "media_threads", "prompt_dir", "log_level", "flows", "entry_points"})) {
+  for (auto &[key, v] : members(root, "",
+                                {"sip", "rtp", "media_threads", "prompt_dir", "log_level", "flows",
+                                 "entry_points", "auth"})) {
     if (key == "sip") {
       parse_sip(v, c);
     } else if (key == "rtp") {
@@ -257,6 +257,11 @@ Config load_config(const std::string &path) {
     } else if (key == "flows") {
       parse_flows(v, base, c);
       has_flows = true;
+    } else if (key == "auth") {
+      // Checked field by field by the engine (ivr_engine_set_auth_profiles).
+      if (v.type() != element_type::OBJECT)
+        fail("auth", "must be an object of named auth profiles");
+      c.auth_profiles = simdjson::minify(v);
     } else {
       parse_entry_points(v, c);
       has_entry_points = true;

@@ -35,6 +35,9 @@ struct Config {
   ivr_log_level log_level = IVR_LOG_INFO;
   std::vector<FlowFile> flows;
   std::vector<std::pair<std::string, std::string>> entry_points;  // called user -> flow id
+  // Auth profiles of http steps, as JSON text (docs/net.md, "HTTP service"); "" = none.
+  // Their secrets come from IVR_SECRET_<NAME> environment variables.
+  std::string auth_profiles;
 };
 
 // Reads and checks the file; relative paths in it resolve against its directory.

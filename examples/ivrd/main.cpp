@@ -418,6 +418,12 @@ int main(int argc, char **argv) {
     ivr_engine_free(engine);
     return finish(1);
   }
+  if (!config.auth_profiles.empty() &&
+      ivr_engine_set_auth_profiles(engine, config.auth_profiles.c_str()) != IVR_OK) {
+    errf("ivrd: config %s", ivr_error_last()->message);  // "auth.crm.token_secret: missing"
+    ivr_engine_free(engine);
+    return finish(2);
+  }
   std::set<std::string> ids;
   // Flows load before SIP binds: a broken document never answers a call.
   if (!load_flows(engine, config, &ids) || !map_entry_points(engine, config, ids)) {

@@ -488,6 +488,8 @@ CONFIG_ERRORS = [
     ("flows", [{"file": "x.json", "active": True}], "config flows[0].active: unknown field"),
     ("entry_points", {"1000": "sales"}, 'config entry_points."1000": no flow "sales" was loaded'),
     ("entry_points", _DELETE, "config entry_points: missing"),
+    ("auth", {"crm": {"type": "bearer"}}, "config auth.crm.token_secret: missing"),
+    ("auth", [], "config auth: must be an object of named auth profiles"),
 ]
 
 
