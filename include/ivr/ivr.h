@@ -10,5 +10,6 @@
 #include "ivr/engine.h"
 #include "ivr/call.h"
 #include "ivr/flow.h"
+#include "ivr/webhook.h"
 
 #endif /* IVR_IVR_H */
