@@ -23,7 +23,8 @@ typedef enum ivr_sip_transport {
   IVR_SIP_UDP_TCP = 2
 } ivr_sip_transport;
 
-#define IVR_ENGINE_OPTIONS_VERSION 1
+/** 2 added the webhook spool fields; version 1 structs are still accepted. */
+#define IVR_ENGINE_OPTIONS_VERSION 2
 
 /** Engine options. Fields are only ever appended; set up with IVR_ENGINE_OPTIONS_INIT. */
 typedef struct ivr_engine_options {
@@ -39,16 +40,27 @@ typedef struct ivr_engine_options {
   ivr_log_cb log_cb;               /**< NULL: no logging */
   ivr_log_level log_level;         /**< default IVR_LOG_INFO */
   void *log_user_data;
-  const char *user_agent;          /**< SIP User-Agent; default "libivr/<version>" */
+  const char *user_agent; /**< SIP User-Agent; default "libivr/<version>" */
+  /* ---- version 2 ---- */
+  /**
+   * Directory of the durable webhook spool (created if missing; one engine or process at a
+   * time). NULL or "": webhooks are off. See ivr/webhook.h.
+   */
+  const char *webhook_spool_dir;
+  /** Bound of the spooled events on disk; 0 = 256 MiB. Full: new events are refused. */
+  unsigned long long webhook_spool_max_bytes;
 } ivr_engine_options;
 
-#define IVR_ENGINE_OPTIONS_INIT                                                        \
-  {                                                                                    \
-    IVR_ENGINE_OPTIONS_VERSION, "127.0.0.1", 5060, IVR_SIP_UDP, NULL, 20000, 30000, 1, \
-        ".", NULL, IVR_LOG_INFO, NULL, NULL                                            \
+#define IVR_ENGINE_OPTIONS_INIT                                                                   \
+  {                                                                                               \
+    IVR_ENGINE_OPTIONS_VERSION, "127.0.0.1", 5060, IVR_SIP_UDP, NULL, 20000, 30000, 1, ".", NULL, \
+        IVR_LOG_INFO, NULL, NULL, NULL, 0                                                         \
   }
 
-/** Fills opts with the defaults of the given version. Returns IVR_EVERSION if unknown. */
+/**
+ * Fills opts with the defaults of the given version (1 or 2), writing only that version's
+ * fields. Returns IVR_EVERSION if unknown.
+ */
 IVR_API int ivr_engine_options_init(ivr_engine_options *opts, unsigned int version);
 
 /**
@@ -69,16 +81,21 @@ IVR_API int ivr_engine_set_event_callback(ivr_engine *engine, ivr_event_cb cb, v
 
 /**
  * Binds SIP and starts the engine's threads, then preloads every audio file directly in
- * prompt_dir (files that fail to load are logged and skipped). Returns once SIP is
- * listening. Errors: IVR_ESIP (bind failed, the message names the address), IVR_EMEDIA,
- * IVR_ESTATE (already started). Not from an event callback.
+ * prompt_dir (files that fail to load are logged and skipped). With webhook_spool_dir set,
+ * opens (recovers) the webhook spool on the engine thread before SIP listens, applies the
+ * webhooks set so far and resumes delivery. Returns once SIP is listening. Errors: IVR_ESIP
+ * (bind failed, the message names the address), IVR_EMEDIA, IVR_ESTATE (already started),
+ * IVR_EBUSY (another process holds the webhook spool), IVR_EIO, IVR_EVERSION (a spool
+ * written by a newer library). Not from an event callback.
  */
 IVR_API int ivr_engine_start(ivr_engine *engine);
 
 /**
  * Stops the engine: ends every call (BYE, or a 503 for calls not answered, carrying
- * `reason` in a Reason header), delivers their IVR_EVENT_CALL_ENDED events, then stops the
- * threads. Blocks until done (bounded by a few seconds of SIP shutdown). Idempotent.
+ * `reason` in a Reason header), delivers their IVR_EVENT_CALL_ENDED events, closes the
+ * webhook spool (every event published is durable when this returns; deliveries in flight
+ * are retried by the next start on the same spool), then stops the threads. Blocks until
+ * done (bounded by a few seconds of SIP shutdown). Idempotent.
  * Must not be called from an event callback (IVR_ESTATE). reason may be NULL.
  */
 IVR_API int ivr_engine_stop(ivr_engine *engine, const char *reason);

@@ -11,5 +11,6 @@
 #include "ivr/call.h"
 #include "ivr/flow.h"
 #include "ivr/http.h"
+#include "ivr/webhook.h"
 
 #endif /* IVR_IVR_H */

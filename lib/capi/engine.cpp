@@ -1,6 +1,7 @@
 // C shims for ivr_engine_*: argument checks, option conversion, event delivery.
 #include <arpa/inet.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "capi/handles.h"
@@ -10,13 +11,16 @@ using ivr::capi::valid;
 
 namespace {
 
+// A version 1 struct ends where version 2's fields begin.
+constexpr size_t kEngineOptionsV1Size = offsetof(ivr_engine_options, webhook_spool_dir);
+
 bool is_ip_literal(const char *s) {
   unsigned char buf[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
 }
 
 int convert_options(const ivr_engine_options *o, ivr::core::EngineOptions *out) {
-  if (o->version != IVR_ENGINE_OPTIONS_VERSION)
+  if (o->version < 1 || o->version > IVR_ENGINE_OPTIONS_VERSION)
     return set_error(IVR_EVERSION,
                      "options.version: unknown version " + std::to_string(o->version));
   if (!o->sip_address || !is_ip_literal(o->sip_address))
@@ -45,6 +49,10 @@ int convert_options(const ivr_engine_options *o, ivr::core::EngineOptions *out) 
   out->media.port_max = o->rtp_port_max;
   out->media.threads = o->media_threads;
   out->prompt_dir = o->prompt_dir && *o->prompt_dir ? o->prompt_dir : ".";
+  if (o->version >= 2) {  // a version 1 struct has no such fields: never read them
+    if (o->webhook_spool_dir) out->webhook_spool_dir = o->webhook_spool_dir;
+    out->webhook_spool_max_bytes = o->webhook_spool_max_bytes;
+  }
   return IVR_OK;
 }
 
@@ -110,11 +118,13 @@ extern "C" {
 
 IVR_API int ivr_engine_options_init(ivr_engine_options *opts, unsigned int version) {
   if (!opts) return set_error(IVR_EINVAL, "opts: NULL");
-  if (version != IVR_ENGINE_OPTIONS_VERSION)
+  if (version < 1 || version > IVR_ENGINE_OPTIONS_VERSION)
     return set_error(IVR_EVERSION,
                      "version: unknown engine options version " + std::to_string(version));
   ivr_engine_options defaults = IVR_ENGINE_OPTIONS_INIT;
-  *opts = defaults;
+  defaults.version = version;
+  // The caller's struct may be an older, smaller one: write only its version's fields.
+  std::memcpy(opts, &defaults, version == 1 ? kEngineOptionsV1Size : sizeof defaults);
   return IVR_OK;
 }
 

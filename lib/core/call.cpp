@@ -10,6 +10,12 @@ namespace {
 
 constexpr size_t kMaxTypeAhead = 64;
 
+int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // Prompt names are relative to the prompt directory and may not escape it.
 Status check_prompt_name(const std::string &name) {
   if (name.empty()) return Error{Errc::invalid_argument, "prompt: name is empty"};
@@ -53,7 +59,9 @@ Call::Call(Engine &engine, sip::DialogId dialog, CallFacts facts)
       facts_(std::move(facts)),
       digit_timer_(std::make_unique<Timer>(engine.loop().base(), [this] { on_digit_timeout(); })),
       session_id_(static_cast<uint64_t>(std::chrono::system_clock::now().time_since_epoch() /
-                                        std::chrono::seconds(1))) {}
+                                        std::chrono::seconds(1))) {
+  timeline_.started_ms = unix_ms_now();
+}
 
 Call::~Call() = default;
 
@@ -390,6 +398,7 @@ void Call::on_ack(const sip::SipEvent &event) {
   }
   if (state_ == State::answering) {
     state_ = State::active;
+    timeline_.answered_ms = unix_ms_now();
     emit(make_event(EventType::call_answered));
   }
 }
@@ -464,6 +473,7 @@ void Call::force_end(EndReason reason, const std::string &text) {
 
 void Call::end(EndReason reason, int sip_code, const std::string &text) {
   state_ = State::ended;
+  timeline_.ended_ms = unix_ms_now();
   digit_timer_.reset();
   if (collect_) finish_collect(CollectEnd::cancelled);
   while (!playbacks_.empty()) finish_playback(playbacks_.begin()->first, PromptEnd::stopped);

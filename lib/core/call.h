@@ -43,6 +43,14 @@ struct CallFacts {
   const std::string *header(std::string_view name) const;  // case-insensitive
 };
 
+// When a call started, was answered and ended: Unix ms, 0 = not (yet). The call record's
+// times (webhooks); engine thread.
+struct CallTimeline {
+  int64_t started_ms = 0;
+  int64_t answered_ms = 0;
+  int64_t ended_ms = 0;
+};
+
 class Call : public std::enable_shared_from_this<Call> {
  public:
   enum class State { incoming, ringing, answering, active, ending, ended };
@@ -68,6 +76,9 @@ class Call : public std::enable_shared_from_this<Call> {
   // ---- engine thread only ----
   State state() const { return state_; }
   bool ended() const { return state_ == State::ended; }
+  const CallTimeline &timeline() const { return timeline_; }
+  // Numbers the call's webhook events 1, 2, 3... so receivers can order them.
+  uint64_t next_event_seq() { return ++event_seq_; }
 
   // The INVITE's SDP, negotiated at arrival; an Error decides the 488/400 reply.
   void set_offer(std::optional<std::string> offer_sdp);
@@ -132,6 +143,8 @@ class Call : public std::enable_shared_from_this<Call> {
   Engine &engine_;
   const sip::DialogId dialog_;
   const CallFacts facts_;
+  CallTimeline timeline_;
+  uint64_t event_seq_ = 0;
 
   mutable std::mutex media_mutex_;
   MediaFacts media_facts_;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "media/dtmf.h"
 
@@ -56,6 +57,8 @@ struct CallEvent {
   // Calls run by a flow (core/flow_runner.h): where they are, and their record at the end.
   std::string flow_id, flow_version, flow_node, flow_verb, flow_detail;
   std::string flow_path, flow_end, flow_error;
+  std::vector<std::string> flow_nodes;  // the path as a list (webhooks); capped by the session
+  uint64_t flow_nodes_dropped = 0;      // nodes entered beyond the cap
 };
 
 }  // namespace ivr::core

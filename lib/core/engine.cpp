@@ -1,5 +1,7 @@
 #include "core/engine.h"
 
+#include "core/event_json.h"
+
 namespace ivr::core {
 
 namespace {
@@ -100,6 +102,19 @@ Status Engine::start() {
   }
   loop_->start();
 
+  // Webhooks before SIP: opening the spool blocks (recovery), which is harmless while no
+  // call is served, and the first call's events find the dispatcher ready.
+  if (webhooks_enabled()) {
+    if (auto s = run_on_engine([this] { return start_webhooks(); }); !s) {
+      loop_->stop();
+      media_.reset();
+      tts_.reset();
+      worker_.reset();
+      loop_.reset();
+      return s;
+    }
+  }
+
   auto sip_options = options_.sip;
   sip_options.logger = options_.logger;
   sip_options.sink = [this](sip::SipEvent &&event) {
@@ -107,6 +122,14 @@ Status Engine::start() {
   };
   auto sip = sip::SipStack::start(std::move(sip_options));
   if (!sip) {
+    (void)run_on_engine([this] {
+      stop_webhooks();
+      return Status{};
+    });
+    {
+      std::lock_guard lock(webhook_mutex_);
+      webhooks_live_ = false;  // a retried start applies the webhooks again
+    }
     loop_->stop();
     media_.reset();
     tts_.reset();
@@ -132,6 +155,12 @@ void Engine::stop(const std::string &reason) {
   (void)run_on_engine([this, &reason] {
     auto calls = calls_;
     for (auto &[id, call] : calls) call->force_end(EndReason::engine_stop, reason);
+    return Status{};
+  });
+  // Every CALL_ENDED has been published: closing flushes the spool, so the last events are
+  // durable before stop returns.
+  (void)run_on_engine([this] {
+    stop_webhooks();
     return Status{};
   });
   loop_->stop();
@@ -188,6 +217,123 @@ Status Engine::set_secret(std::string_view name, std::string value) {
   return {};
 }
 
+Status Engine::start_webhooks() {
+  net::WebhookDispatcherOptions o;
+  o.spool.directory = options_.webhook_spool_dir;
+  if (options_.webhook_spool_max_bytes) o.spool.max_bytes = options_.webhook_spool_max_bytes;
+  o.spool.logger = options_.logger;
+  o.logger = options_.logger;
+  o.http.user_agent = options_.sip.user_agent.empty() ? "libivr" : options_.sip.user_agent;
+  o.on_report = [logger = options_.logger](const net::DeliveryReport &r) {
+    switch (r.outcome) {
+      case net::DeliveryOutcome::delivered:
+        IVR_LOG(logger, debug, "webhook", "event %s (%s) delivered to %s, attempt %u", r.id.c_str(),
+                r.event_type.c_str(), r.subscription.c_str(), r.attempt);
+        break;
+      case net::DeliveryOutcome::retry:
+        IVR_LOG(logger, info, "webhook", "event %s (%s) to %s: attempt %u failed: %s; next at %s",
+                r.id.c_str(), r.event_type.c_str(), r.subscription.c_str(), r.attempt,
+                r.error.c_str(), net::rfc3339_utc_ms(r.next_attempt_ms).c_str());
+        break;
+      case net::DeliveryOutcome::dead_lettered:
+        IVR_LOG(logger, warn, "webhook", "event %s (%s) to %s is a dead letter: %s", r.id.c_str(),
+                r.event_type.c_str(), r.subscription.c_str(), r.error.c_str());
+        break;
+    }
+  };
+  auto made = net::WebhookDispatcher::create(loop_->base(), std::move(o));
+  if (!made) return Error{made.error().code, "webhooks: " + made.error().message};
+  std::map<std::string, net::WebhookSubscription> subscriptions;
+  {
+    std::lock_guard lock(webhook_mutex_);
+    webhooks_live_ = true;
+    subscriptions = webhook_subscriptions_;  // kept should SIP fail and start be retried
+  }
+  for (auto &[name, sub] : subscriptions)
+    if (auto s = (*made)->set_subscription(sub); !s)
+      IVR_LOG(options_.logger, error, "webhook", "subscription %s: %s", name.c_str(),
+              s.error().message.c_str());
+  (*made)->start();  // resumes what an earlier run left in the spool
+  webhooks_ = std::move(*made);
+  auto c = webhooks_->counters();
+  IVR_LOG(options_.logger, info, "webhook", "spool %s: %zu subscriptions, %zu queued, %zu dead",
+          options_.webhook_spool_dir.c_str(), subscriptions.size(), c.queued, c.dead);
+  return {};
+}
+
+void Engine::stop_webhooks() {
+  if (!webhooks_) return;
+  if (auto s = webhooks_->close(); !s)
+    IVR_LOG(options_.logger, error, "webhook", "closing the spool: %s", s.error().message.c_str());
+  auto c = webhooks_->counters();
+  IVR_LOG(options_.logger, info, "webhook", "spool closed: %zu queued, %zu dead letters", c.queued,
+          c.dead);
+  webhooks_.reset();
+}
+
+Status Engine::set_webhook(net::WebhookSubscription subscription) {
+  if (!webhooks_enabled())
+    return Error{Errc::bad_state, "webhooks are off: the engine has no webhook_spool_dir"};
+  if (auto s = subscription.validate(); !s) return s;
+  {
+    std::lock_guard lock(webhook_mutex_);
+    if (!webhooks_live_) {
+      std::string name = subscription.name;
+      webhook_subscriptions_[name] = std::move(subscription);
+      return {};
+    }
+  }
+  return run_on_engine([&]() -> Status {
+    if (!webhooks_) return Error{Errc::gone, "webhooks: the engine has stopped"};
+    return webhooks_->set_subscription(std::move(subscription));
+  });
+}
+
+Status Engine::remove_webhook(const std::string &name) {
+  if (!webhooks_enabled())
+    return Error{Errc::bad_state, "webhooks are off: the engine has no webhook_spool_dir"};
+  {
+    std::lock_guard lock(webhook_mutex_);
+    if (!webhooks_live_) {
+      if (webhook_subscriptions_.erase(name) == 0)
+        return Error{Errc::not_found, "webhook '" + name + "': no such subscription"};
+      return {};
+    }
+  }
+  return run_on_engine([&]() -> Status {
+    if (!webhooks_) return Error{Errc::gone, "webhooks: the engine has stopped"};
+    return webhooks_->remove_subscription(name);
+  });
+}
+
+void Engine::publish_webhook(const CallEvent &event) {
+  if (!webhooks_ || !event.call) return;
+  std::string_view type = webhook_event_type(event.type);
+  if (type.empty()) return;
+  Call &call = *event.call;
+  uint64_t seq = call.next_event_seq();
+  // Never let a webhook problem reach the call: errors are logged and counted.
+  try {
+    std::string json = event_json(event, call.facts(), call.timeline(), seq);
+    auto done = [this, type, call_id = call.facts().call_id, seq](Status s) {
+      if (s) return;
+      webhook_spool_errors_.fetch_add(1);
+      IVR_LOG(options_.logger, error, "webhook", "event %.*s (call %s, seq %llu) not durable: %s",
+              static_cast<int>(type.size()), type.data(), call_id.c_str(),
+              static_cast<unsigned long long>(seq), s.error().message.c_str());
+    };
+    auto ids = webhooks_->publish(type, json, std::move(done));
+    if (!ids)
+      IVR_LOG(options_.logger, error, "webhook", "event %.*s (call %s, seq %llu) not spooled: %s",
+              static_cast<int>(type.size()), type.data(), call.facts().call_id.c_str(),
+              static_cast<unsigned long long>(seq), ids.error().message.c_str());
+  } catch (const std::exception &ex) {
+    IVR_LOG(options_.logger, error, "webhook", "event %.*s (call %s, seq %llu) not spooled: %s",
+            static_cast<int>(type.size()), type.data(), call.facts().call_id.c_str(),
+            static_cast<unsigned long long>(seq), ex.what());
+  }
+}
+
 Status Engine::run_on_engine(const std::function<Status()> &fn) {
   if (!loop_) return Error{Errc::bad_state, "engine not started"};
   if (loop_->in_loop_thread()) return fn();
@@ -207,6 +353,7 @@ void Engine::emit(CallEvent event) {
     CallEvent next = std::move(pending_.front());
     pending_.pop_front();
     flows_->observe(next);  // the flow acts first; the host sees where the call is
+    publish_webhook(next);  // spooled (durable soon) before the host sees it
     if (sink_) sink_(next);
   }
   dispatching_ = false;

@@ -22,6 +22,7 @@
 #include "media/tts.h"
 #include "net/auth_profiles.h"
 #include "net/http_service.h"
+#include "net/webhook_dispatcher.h"
 #include "sip/sip_stack.h"
 
 namespace ivr::core {
@@ -32,6 +33,9 @@ struct EngineOptions {
   std::string prompt_dir = ".";
   media::TtsOptions tts;  // the say cache's byte budget and queue bound
   LoggerPtr logger;
+  // Webhooks are off unless a spool directory is set (net/webhook_dispatcher.h).
+  std::string webhook_spool_dir;
+  uint64_t webhook_spool_max_bytes = 0;  // 0 = the spool's default (256 MiB)
 };
 
 class Engine {
@@ -82,10 +86,26 @@ class Engine {
   // value removes it.
   Status set_secret(std::string_view name, std::string value);
 
+  // Webhooks (docs/net.md, "In the engine"). The dispatcher is made on the engine loop at
+  // start, before SIP listens, and closed at stop after the last CALL_ENDED was published.
+  bool webhooks_enabled() const { return !options_.webhook_spool_dir.empty(); }
+  // Any thread. Before start the subscription is kept and applied at start, before
+  // delivery resumes (so events spooled by an earlier run go out); after start it is set
+  // on the engine loop. bad_state when webhooks are off; invalid_argument naming the field.
+  Status set_webhook(net::WebhookSubscription subscription);
+  Status remove_webhook(const std::string &name);  // not_found
+  // Engine thread (run_on_engine): the dispatcher, nullptr when off or stopped.
+  net::WebhookDispatcher *webhooks() { return webhooks_.get(); }
+  // Published events whose spool write later failed (not durable).
+  uint64_t webhook_spool_errors() const { return webhook_spool_errors_.load(); }
+
  private:
   void on_sip_event(sip::SipEvent &event);
   void on_media_event(media::MediaEvent &event);
   std::shared_ptr<Call> find(uint64_t id);
+  Status start_webhooks();  // engine thread
+  void stop_webhooks();     // engine thread
+  void publish_webhook(const CallEvent &event);
 
   EngineOptions options_;
   EventSink sink_;
@@ -104,6 +124,11 @@ class Engine {
   std::unique_ptr<net::AuthProfiles> auth_;  // after loop_; outlives http_
   std::unique_ptr<net::HttpService> http_;   // after loop_: its events go before the loop does
   Error http_error_{Errc::unsupported, "not made yet"};
+  std::unique_ptr<net::WebhookDispatcher> webhooks_;  // engine thread, between start and stop
+  std::mutex webhook_mutex_;                          // guards the two below
+  std::map<std::string, net::WebhookSubscription> webhook_subscriptions_;  // set before start
+  bool webhooks_live_ = false;  // the dispatcher has them; later changes go to it
+  std::atomic<uint64_t> webhook_spool_errors_{0};
   std::map<uint64_t, std::shared_ptr<Call>> calls_;  // engine thread only
   std::atomic<int> call_count_{0};
   std::atomic<uint16_t> sip_port_{0};

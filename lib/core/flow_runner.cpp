@@ -80,6 +80,8 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
       e.flow_path = session_->path_text();
       e.flow_end = flow::end_reason_name(session_->end_reason());
       e.flow_error = session_->error();
+      e.flow_nodes = session_->path();
+      e.flow_nodes_dropped = session_->path_dropped();
     }
   }
 

@@ -193,7 +193,7 @@ Status WebhookSubscription::validate() const {
       !std::all_of(name.begin(), name.end(), name_char))
     return Status(Errc::invalid_argument,
                   "subscription name: '" + name + "' must be 1..64 of letters, digits, . _ -");
-  if (auto origin = origin_of(url); !origin) return bad("url: " + origin.error().message);
+  if (auto origin = origin_of(url); !origin) return bad(origin.error().message);  // "url: ..."
   if (event_types.empty()) return bad("event_types: at least one is required (\"*\" for all)");
   for (size_t i = 0; i < event_types.size(); ++i) {
     if (event_types[i] == "*") continue;
