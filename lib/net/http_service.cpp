@@ -13,23 +13,7 @@
 namespace ivr::net {
 
 const char *fetch_reason(HttpErrc e) {
-  switch (e) {
-    case HttpErrc::none:
-      return "";
-    case HttpErrc::timeout:
-      return "timeout";
-    case HttpErrc::connect:
-      return "connect";
-    case HttpErrc::tls:
-      return "tls";
-    case HttpErrc::too_large:
-      return "too_large";
-    case HttpErrc::protocol:
-      return "protocol";
-    case HttpErrc::cancelled:
-      return "cancelled";
-  }
-  return "protocol";
+  return e == HttpErrc::none ? "" : http_errc_name(e);  // the client's names are the reasons
 }
 
 namespace {
