@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -162,6 +163,98 @@ void parse_entry_points(element value, Config &c) {
     fail("entry_points", "must map at least one called number (or \"*\") to a flow");
 }
 
+// The value of secret `name` from IVR_SECRET_<NAME> (upper-cased, other characters '_').
+std::string env_secret(const std::string &name, const std::string &field) {
+  if (name.empty()) fail(field, "must name a secret");
+  std::string var = "IVR_SECRET_";
+  for (char ch : name) {
+    if (ch >= 'a' && ch <= 'z')
+      var += static_cast<char>(ch - 'a' + 'A');
+    else if ((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+      var += ch;
+    else
+      var += '_';
+  }
+  const char *v = std::getenv(var.c_str());
+  if (!v || !*v)
+    fail(field, "secret " + in_quotes(name) + ": environment variable " + var + " is not set");
+  return v;
+}
+
+void parse_webhook(element item, const std::string &field, const fs::path &base, Config &c) {
+  WebhookEndpoint w;
+  w.field = field;
+  bool has_name = false, has_url = false;
+  for (auto &[key, v] : members(item, field,
+                                {"name", "url", "events", "secrets", "timeout_ms", "max_attempts",
+                                 "max_concurrency", "ca_file"})) {
+    std::string f = field + "." + std::string(key);
+    if (key == "name") {
+      w.name = string_field(v, f);
+      has_name = true;
+    } else if (key == "url") {
+      w.url = string_field(v, f);
+      has_url = true;
+    } else if (key == "events") {
+      if (v.type() == element_type::STRING) {
+        w.events = string_field(v, f);
+      } else {
+        simdjson::dom::array arr;
+        if (v.get_array().get(arr) != simdjson::SUCCESS)
+          fail(f, "must be \"*\" or an array of event types");
+        w.events.clear();
+        size_t i = 0;
+        for (element e : arr)
+          w.events +=
+              (w.events.empty() ? "" : ",") + string_field(e, f + "[" + std::to_string(i++) + "]");
+        if (w.events.empty()) fail(f, "must name at least one event type");
+      }
+    } else if (key == "secrets") {
+      simdjson::dom::array arr;
+      if (v.get_array().get(arr) != simdjson::SUCCESS) fail(f, "must be an array of secret names");
+      size_t i = 0;
+      for (element e : arr) {
+        std::string ef = f + "[" + std::to_string(i++) + "]";
+        w.secrets.push_back(env_secret(string_field(e, ef), ef));
+      }
+    } else if (key == "timeout_ms") {
+      w.timeout_ms = static_cast<unsigned>(int_field(v, f, 100, 600000));
+    } else if (key == "max_attempts") {
+      w.max_attempts = static_cast<unsigned>(int_field(v, f, 1, 1000));
+    } else if (key == "max_concurrency") {
+      w.max_concurrency = static_cast<unsigned>(int_field(v, f, 1, 256));
+    } else {
+      w.ca_file = resolve(base, string_field(v, f));
+    }
+  }
+  if (!has_name) fail(field + ".name", "missing");
+  if (!has_url) fail(field + ".url", "missing");
+  if (w.secrets.empty()) fail(field + ".secrets", "must name at least one signing secret");
+  c.webhooks.push_back(std::move(w));
+}
+
+void parse_webhooks(element value, const fs::path &base, Config &c) {
+  bool has_spool = false;
+  for (auto &[key, v] : members(value, "webhooks", {"spool_dir", "max_bytes", "endpoints"})) {
+    if (key == "spool_dir") {
+      std::string p = string_field(v, "webhooks.spool_dir");
+      if (p.empty()) fail("webhooks.spool_dir", "must not be empty");
+      c.webhook_spool_dir = resolve(base, p);
+      has_spool = true;
+    } else if (key == "max_bytes") {
+      c.webhook_spool_max_bytes =
+          static_cast<uint64_t>(int_field(v, "webhooks.max_bytes", 1 << 20, int64_t{1} << 40));
+    } else {
+      simdjson::dom::array arr;
+      if (v.get_array().get(arr) != simdjson::SUCCESS)
+        fail("webhooks.endpoints", "must be an array of endpoints");
+      size_t i = 0;
+      for (element item : arr)
+        parse_webhook(item, "webhooks.endpoints[" + std::to_string(i++) + "]", base, c);
+    }
+  }
+  if (!has_spool) fail("webhooks.spool_dir", "missing (where events wait until delivered)");
+}
 }  // namespace
 
 bool is_ip_literal(const std::string &address) {
@@ -239,7 +332,7 @@ Config load_config(const std::string &path) {
   bool has_flows = false, has_entry_points = false;
   for (auto &[key, v] : members(root, "",
                                 {"sip", "rtp", "media_threads", "prompt_dir", "log_level", "flows",
-                                 "entry_points", "auth"})) {
+                                 "entry_points", "auth", "webhooks"})) {
     if (key == "sip") {
       parse_sip(v, c);
     } else if (key == "rtp") {
@@ -257,6 +350,8 @@ Config load_config(const std::string &path) {
     } else if (key == "flows") {
       parse_flows(v, base, c);
       has_flows = true;
+    } else if (key == "webhooks") {
+      parse_webhooks(v, base, c);
     } else if (key == "auth") {
       // Checked field by field by the engine (ivr_engine_set_auth_profiles).
       if (v.type() != element_type::OBJECT)

@@ -1,6 +1,7 @@
 // ivrd's configuration file: a JSON document read with simdjson, checked field by field.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -24,6 +25,14 @@ struct FlowFile {
   bool activate = true;
 };
 
+// One webhook endpoint; its signing secrets are read from the environment at load.
+struct WebhookEndpoint {
+  std::string field;  // "webhooks.endpoints[0]", for messages
+  std::string name, url, events = "*", ca_file;
+  std::vector<std::string> secrets;  // values, from IVR_SECRET_<NAME>
+  unsigned timeout_ms = 10000, max_attempts = 16, max_concurrency = 4;
+};
+
 struct Config {
   std::string sip_address = "127.0.0.1";
   unsigned short sip_port = 5060;
@@ -38,6 +47,10 @@ struct Config {
   // Auth profiles of http steps, as JSON text (docs/net.md, "HTTP service"); "" = none.
   // Their secrets come from IVR_SECRET_<NAME> environment variables.
   std::string auth_profiles;
+  // Webhooks: off when spool_dir is empty.
+  std::string webhook_spool_dir;  // resolved
+  uint64_t webhook_spool_max_bytes = 0;
+  std::vector<WebhookEndpoint> webhooks;
 };
 
 // Reads and checks the file; relative paths in it resolve against its directory.

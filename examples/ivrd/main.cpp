@@ -407,6 +407,10 @@ int main(int argc, char **argv) {
   opts.log_cb = on_log;
   opts.log_level = config.log_level;
   opts.user_agent = "ivrd";
+  if (!config.webhook_spool_dir.empty()) {
+    opts.webhook_spool_dir = config.webhook_spool_dir.c_str();
+    opts.webhook_spool_max_bytes = config.webhook_spool_max_bytes;
+  }
 
   ivr_engine *engine = nullptr;
   if (ivr_engine_new(&engine, &opts) != IVR_OK) {
@@ -423,6 +427,25 @@ int main(int argc, char **argv) {
     errf("ivrd: config %s", ivr_error_last()->message);  // "auth.crm.token_secret: missing"
     ivr_engine_free(engine);
     return finish(2);
+  }
+  for (const ivrd::WebhookEndpoint &w : config.webhooks) {
+    std::vector<const char *> secrets;
+    for (const std::string &sec : w.secrets) secrets.push_back(sec.c_str());
+    ivr_webhook_options wo = IVR_WEBHOOK_OPTIONS_INIT;
+    wo.name = w.name.c_str();
+    wo.url = w.url.c_str();
+    wo.event_types = w.events.c_str();
+    wo.secrets = secrets.data();
+    wo.secret_count = secrets.size();
+    wo.timeout_ms = w.timeout_ms;
+    wo.max_attempts = w.max_attempts;
+    wo.max_concurrency = w.max_concurrency;
+    wo.ca_file = w.ca_file.empty() ? nullptr : w.ca_file.c_str();
+    if (ivr_engine_set_webhook(engine, &wo) != IVR_OK) {
+      errf("ivrd: config %s: %s", w.field.c_str(), ivr_error_last()->message);
+      ivr_engine_free(engine);
+      return finish(2);
+    }
   }
   std::set<std::string> ids;
   // Flows load before SIP binds: a broken document never answers a call.

@@ -445,6 +445,79 @@ def test_shipped_config_starts(ctx, tmp_path):
             p.wait(5)
 
 
+# ----------------------------------------------------------------- webhooks
+
+def _start_receiver(tmp_path):
+    """tests/net/webhook_receiver.py on free ports: (process, hook port, control port)."""
+    script = Path(__file__).resolve().parents[1] / "net" / "webhook_receiver.py"
+    proc = subprocess.Popen(["/usr/bin/python3", str(script), "--exit-on-stdin-eof"],
+                            stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    hook = control = None
+    for line in proc.stdout:
+        if line.startswith("listening "):
+            hook = int(line.split()[1])
+        elif line.startswith("control "):
+            control = int(line.split()[1])
+        elif line.startswith("ready"):
+            break
+    assert hook and control, "the webhook receiver did not start"
+    return proc, hook, control
+
+
+def test_call_events_reach_a_webhook_signed(ctx, tmp_path, monkeypatch):
+    """ivrd with "webhooks": one call's events arrive at a real receiver, signed with the
+    secret from IVR_SECRET_*, in order, ending with the call record."""
+    import hashlib
+    import hmac
+    import urllib.request
+    _require_ivrd()
+    monkeypatch.setenv("IVR_SECRET_HOOKS_KEY", "s3cret-for-tests")
+    receiver, hook_port, control_port = _start_receiver(tmp_path)
+    try:
+        config = demo_config(entry_points={"1000": "demo"}, webhooks={
+            "spool_dir": str(tmp_path / "spool"),
+            "endpoints": [{"name": "crm", "url": "http://%s:%d/hooks" % (harness.HOST, hook_port),
+                           "events": ["call.started", "call.answered", "call.ended"],
+                           "secrets": ["hooks.key"]}]})
+        ivrd = harness.Ivrd(config, tmp_path)
+        ctx.ivrs.append(ivrd)
+        ivrd.start()
+        r = ctx.finish(ctx.sipp_bg("uac_flow_hangup.xml", ivrd.port, extra=["-s", "1000"],
+                                   timeout_s=30))
+        harness.assert_sipp_ok(r)
+        cid = r.call_id(1)
+        requests = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen("http://%s:%d/received" % (harness.HOST, control_port),
+                                        timeout=5) as resp:
+                requests = json.load(resp)["requests"]
+            if any(json.loads(q["body"])["type"] == "call.ended" for q in requests):
+                break
+            time.sleep(0.2)
+        bodies = [json.loads(q["body"]) for q in requests]
+        assert [b["type"] for b in bodies] == ["call.started", "call.answered", "call.ended"], bodies
+        for q, b in zip(requests, bodies):
+            headers = {k.lower(): v for k, v in q["headers"]}
+            assert headers["x-ivr-event-id"] == b["id"] and headers["x-ivr-event-type"] == b["type"]
+            t, v1 = [part.split("=", 1)[1] for part in headers["x-ivr-signature"].split(",")[:2]]
+            want = hmac.new(b"s3cret-for-tests", (t + "." + q["body"]).encode(),
+                            hashlib.sha256).hexdigest()
+            assert hmac.compare_digest(v1, want), headers["x-ivr-signature"]
+            assert b["subscription"] == "crm" and b["data"]["call_id"] == cid
+        record = bodies[-1]["data"]
+        assert record["flow_path"] == ["welcome", "menu"], record
+        assert ivrd.stop(signal.SIGTERM) == 0
+    finally:
+        receiver.stdin.close()
+        try:
+            receiver.wait(10)
+        except subprocess.TimeoutExpired:
+            receiver.kill()
+            receiver.wait(10)
+
+
 # ----------------------------------------------------------- errors (exit 2)
 
 def run_ivrd(args: list[str], timeout: float = 20) -> subprocess.CompletedProcess:
@@ -490,6 +563,13 @@ CONFIG_ERRORS = [
     ("entry_points", _DELETE, "config entry_points: missing"),
     ("auth", {"crm": {"type": "bearer"}}, "config auth.crm.token_secret: missing"),
     ("auth", [], "config auth: must be an object of named auth profiles"),
+    ("webhooks", {"endpoints": []}, "config webhooks.spool_dir: missing"),
+    ("webhooks", {"spool_dir": "s", "endpoints": [{"name": "a", "url": "http://127.0.0.1:9/"}]},
+     "config webhooks.endpoints[0].secrets: must name at least one signing secret"),
+    ("webhooks", {"spool_dir": "s", "endpoints": [{"name": "a", "url": "http://127.0.0.1:9/",
+                                                   "secrets": ["no.such.key"]}]},
+     'config webhooks.endpoints[0].secrets[0]: secret "no.such.key": environment variable '
+     "IVR_SECRET_NO_SUCH_KEY is not set"),
 ]
 
 
