@@ -26,33 +26,7 @@
 #include "flow/compiler.h"
 #include "flow/interpreter.h"
 
-namespace {
-std::atomic<uint64_t> g_news{0};
-}
-
-// noinline: see bench_rules.cpp (GCC 12 -O3 false -Wmismatched-new-delete once inlined).
-#define BENCH_NOINLINE __attribute__((noinline))
-
-BENCH_NOINLINE void *operator new(std::size_t n) {
-  g_news.fetch_add(1, std::memory_order_relaxed);
-  if (void *p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-BENCH_NOINLINE void *operator new[](std::size_t n) {
-  return ::operator new(n);
-}
-BENCH_NOINLINE void operator delete(void *p) noexcept {
-  std::free(p);
-}
-BENCH_NOINLINE void operator delete[](void *p) noexcept {
-  std::free(p);
-}
-BENCH_NOINLINE void operator delete(void *p, std::size_t) noexcept {
-  std::free(p);
-}
-BENCH_NOINLINE void operator delete[](void *p, std::size_t) noexcept {
-  std::free(p);
-}
+#include "alloc_counter.h"  // g_news: heap allocations so far
 
 namespace {
 
