@@ -26,11 +26,14 @@
 #include <functional>
 #include <list>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
+
+#include "script_process.h"
 
 extern char **environ;
 
@@ -114,43 +117,23 @@ class TestHttpServer {
     if (!mkdtemp(dir_template)) throw std::runtime_error("mkdtemp failed");
     dir_ = dir_template;
 
-    int out[2], in[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(in, O_CLOEXEC) != 0)
-      throw std::runtime_error("pipe2 failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-
-    std::vector<std::string> args = {"/usr/bin/python3",
-                                     IVR_SOURCE_DIR "/tests/net/http_test_server.py",
-                                     "--exit-on-stdin-eof", "--dir", dir_};
+    std::vector<std::string> args = {IVR_SOURCE_DIR "/tests/net/http_test_server.py", "--dir",
+                                     dir_};
     if (options.tls) args.emplace_back("--tls");
     if (options.mtls) args.emplace_back("--mtls");
     if (std::getenv("IVR_HTTP_TEST_VERBOSE")) args.emplace_back("--verbose");
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    close(in[0]);
-    stdin_ = in[1];  // closing it tells the server to exit, even if we crash
-    if (rc != 0) {
-      close(out[0]);
-      pid_ = -1;
-      stop();
-      throw std::runtime_error("posix_spawn python3 failed");
-    }
     try {
-      read_banner(out[0]);
+      process_.emplace(std::move(args));
     } catch (...) {
-      close(out[0]);
       stop();
       throw;
     }
-    close(out[0]);
+    port_ = process_->port("listening");
+    tls_port_ = process_->port("listening-tls");
+    mtls_port_ = process_->port("listening-mtls");
+    ca_file_ = process_->value("ca");
+    client_cert_ = process_->value("client-cert");
+    client_key_ = process_->value("client-key");
   }
 
   ~TestHttpServer() { stop(); }
@@ -175,22 +158,7 @@ class TestHttpServer {
 
  private:
   void stop() {
-    if (stdin_ >= 0) close(stdin_);
-    stdin_ = -1;
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      int status = 0;
-      while (waitpid(pid_, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-          kill(pid_, SIGKILL);
-          waitpid(pid_, &status, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-      pid_ = -1;
-    }
+    process_.reset();
     std::error_code ignored;
     if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
     dir_.clear();
@@ -200,40 +168,7 @@ class TestHttpServer {
     return std::string(scheme) + "://127.0.0.1:" + std::to_string(port);
   }
 
-  // Reads "key value" lines up to "ready" (bounded: the CA is made on the way).
-  void read_banner(int fd) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    std::string buffer;
-    for (;;) {
-      size_t eol;
-      while ((eol = buffer.find('\n')) != std::string::npos) {
-        const std::string line = buffer.substr(0, eol);
-        buffer.erase(0, eol + 1);
-        if (line == "ready") return;
-        const size_t space = line.find(' ');
-        const std::string key = line.substr(0, space);
-        const std::string value = space == std::string::npos ? "" : line.substr(space + 1);
-        if (key == "listening") port_ = static_cast<uint16_t>(std::stoi(value));
-        if (key == "listening-tls") tls_port_ = static_cast<uint16_t>(std::stoi(value));
-        if (key == "listening-mtls") mtls_port_ = static_cast<uint16_t>(std::stoi(value));
-        if (key == "ca") ca_file_ = value;
-        if (key == "client-cert") client_cert_ = value;
-        if (key == "client-key") client_key_ = value;
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw std::runtime_error("http_test_server.py did not start");
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char chunk[512];
-      const ssize_t n = read(fd, chunk, sizeof chunk);
-      if (n <= 0) throw std::runtime_error("http_test_server.py exited before 'ready'");
-      buffer.append(chunk, static_cast<size_t>(n));
-    }
-  }
-
-  pid_t pid_ = -1;
-  int stdin_ = -1;
+  std::optional<ScriptProcess> process_;  // the CA is made while it starts
   std::string dir_;
   uint16_t port_ = 0, tls_port_ = 0, mtls_port_ = 0;
   std::string ca_file_, client_cert_, client_key_;

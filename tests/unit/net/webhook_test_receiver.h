@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include "common/json.h"
+#include "script_process.h"
 
 extern char **environ;
 
@@ -35,38 +37,11 @@ namespace ivr::test {
 class WebhookTestReceiver {
  public:
   WebhookTestReceiver() {
-    int out[2], in[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(in, O_CLOEXEC) != 0)
-      throw std::runtime_error("pipe2 failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, in[0], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    std::vector<std::string> args = {
-        "/usr/bin/python3", IVR_SOURCE_DIR "/tests/net/webhook_receiver.py", "--exit-on-stdin-eof"};
+    std::vector<std::string> args = {IVR_SOURCE_DIR "/tests/net/webhook_receiver.py"};
     if (std::getenv("IVR_HTTP_TEST_VERBOSE")) args.emplace_back("--verbose");
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const int rc = posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    close(in[0]);
-    stdin_ = in[1];
-    if (rc != 0) {
-      close(out[0]);
-      pid_ = -1;
-      stop();
-      throw std::runtime_error("posix_spawn python3 failed");
-    }
-    try {
-      read_banner(out[0]);
-    } catch (...) {
-      close(out[0]);
-      stop();
-      throw;
-    }
-    close(out[0]);
+    process_.emplace(std::move(args));
+    port_ = process_->port("listening");
+    control_port_ = process_->port("control");
   }
   ~WebhookTestReceiver() { stop(); }
   WebhookTestReceiver(const WebhookTestReceiver &) = delete;
@@ -163,55 +138,9 @@ class WebhookTestReceiver {
   }
 
  private:
-  void stop() {
-    if (stdin_ >= 0) close(stdin_);
-    stdin_ = -1;
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-      int status = 0;
-      while (waitpid(pid_, &status, WNOHANG) == 0) {
-        if (std::chrono::steady_clock::now() > deadline) {
-          kill(pid_, SIGKILL);
-          waitpid(pid_, &status, 0);
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-      pid_ = -1;
-    }
-  }
+  void stop() { process_.reset(); }
 
-  void read_banner(int fd) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-    std::string buffer;
-    for (;;) {
-      size_t eol;
-      while ((eol = buffer.find('\n')) != std::string::npos) {
-        const std::string line = buffer.substr(0, eol);
-        buffer.erase(0, eol + 1);
-        if (line == "ready") return;
-        const size_t space = line.find(' ');
-        if (space == std::string::npos) continue;
-        const std::string key = line.substr(0, space);
-        const int value = std::stoi(line.substr(space + 1));
-        if (key == "listening") port_ = static_cast<uint16_t>(value);
-        if (key == "control") control_port_ = static_cast<uint16_t>(value);
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw std::runtime_error("webhook_receiver.py did not start");
-      pollfd p{fd, POLLIN, 0};
-      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
-      char chunk[256];
-      const ssize_t n = read(fd, chunk, sizeof chunk);
-      if (n <= 0) throw std::runtime_error("webhook_receiver.py exited before 'ready'");
-      buffer.append(chunk, static_cast<size_t>(n));
-    }
-  }
-
-  pid_t pid_ = -1;
-  int stdin_ = -1;
+  std::optional<ScriptProcess> process_;
   uint16_t port_ = 0, control_port_ = 0;
 };
 
