@@ -117,7 +117,7 @@ std::string generated_flow() {
 // ---- a CallPort whose completions wait in a FIFO and are delivered one at a time ----
 class QueuePort : public CallPort {
  public:
-  enum class Kind : uint8_t { answered, prompt, collect, timer, custom, http };
+  enum class Kind : uint8_t { answered, prompt, collect, timer, custom, http, db };
   struct Completion {
     Kind kind;
     bool live;
@@ -179,6 +179,12 @@ class QueuePort : public CallPort {
     for (size_t i = head_; i < queue_.size(); ++i)
       if (queue_[i].kind == Kind::http && queue_[i].token == token) queue_[i].live = false;
   }
+  // Nor a db node; an empty answer keeps the port complete.
+  void start_db(const DbStart &, uint64_t token) override { push(Kind::db, token); }
+  void cancel_db(uint64_t token) override {
+    for (size_t i = head_; i < queue_.size(); ++i)
+      if (queue_[i].kind == Kind::db && queue_[i].token == token) queue_[i].live = false;
+  }
   void stop_prompt() override {}
   void hangup(int status, const std::string &reason) override {
     g_sink = g_sink + uint64_t(status) + reason.size();
@@ -222,6 +228,9 @@ class QueuePort : public CallPort {
         session_->on_http_done(token, std::move(done));
         break;
       }
+      case Kind::db:
+        session_->on_db_done(token, DbDone{});
+        break;
     }
     return true;
   }

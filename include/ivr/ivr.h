@@ -12,5 +12,6 @@
 #include "ivr/flow.h"
 #include "ivr/http.h"
 #include "ivr/webhook.h"
+#include "ivr/db.h"
 
 #endif /* IVR_IVR_H */

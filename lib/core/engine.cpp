@@ -33,7 +33,7 @@ class HostSecrets final : public net::SecretStore {
 }  // namespace
 
 Engine::Engine(EngineOptions options)
-    : options_(std::move(options)), prompts_(options_.prompt_dir) {
+    : options_(std::move(options)), prompts_(options_.prompt_dir), databases_(options_.logger) {
   host_secrets_ = std::make_shared<HostSecrets>();
   secrets_ =
       std::make_shared<net::ChainSecretStore>(std::vector<std::shared_ptr<const net::SecretStore>>{
@@ -101,7 +101,6 @@ Status Engine::start() {
     pending_auth_.clear();
   }
   loop_->start();
-
   // Webhooks before SIP: opening the spool blocks (recovery), which is harmless while no
   // call is served, and the first call's events find the dispatcher ready.
   if (webhooks_enabled()) {
@@ -115,6 +114,14 @@ Status Engine::start() {
     }
   }
 
+  // Database connectors before SIP, so the first call's db steps find them.
+  (void)run_on_engine([this] {
+    databases_.attach(*loop_, [this](const std::function<Status()> &fn) {
+      return run_on_engine(fn);
+    });
+    return Status{};
+  });
+
   auto sip_options = options_.sip;
   sip_options.logger = options_.logger;
   sip_options.sink = [this](sip::SipEvent &&event) {
@@ -124,6 +131,7 @@ Status Engine::start() {
   if (!sip) {
     (void)run_on_engine([this] {
       stop_webhooks();
+      databases_.detach();
       return Status{};
     });
     {
@@ -161,6 +169,7 @@ void Engine::stop(const std::string &reason) {
   // durable before stop returns.
   (void)run_on_engine([this] {
     stop_webhooks();
+    databases_.detach();  // after every call ended: no db step is waiting any more
     return Status{};
   });
   loop_->stop();
@@ -193,6 +202,31 @@ net::HttpService *Engine::http() {
             t.consecutive_failures);
   });
   return http_.get();
+}
+
+Status Engine::add_database(const std::string &name, db::ConnectorConfig config,
+                            const std::string &password_secret) {
+  if (!net::valid_secret_name(name) || name.find_first_of(".-") != std::string::npos)
+    return Error{Errc::invalid_argument,
+                 "db: name \"" + name + "\" is not an identifier (letters, digits, '_')"};
+  if (!password_secret.empty() && !net::valid_secret_name(password_secret))
+    return Error{Errc::invalid_argument, "db." + name + ".password_secret: not a secret name"};
+  config.name = name;
+  std::shared_ptr<net::SecretStore> secrets = secrets_;
+  return databases_.add(
+      name, [config, password_secret, secrets](
+                const db::LoopContext &ctx) -> Result<std::unique_ptr<db::Connector>> {
+        db::ConnectorConfig c = config;
+        if (!password_secret.empty()) {
+          auto value = secrets->find(password_secret);
+          if (!value)
+            return Error{Errc::invalid_argument,
+                         "password_secret: no secret \"" + password_secret + "\" (" +
+                             secrets->where(password_secret) + ")"};
+          c.password = *value;
+        }
+        return db::open_connector(c, ctx);
+      });
 }
 
 Status Engine::set_auth_profiles(std::string_view json) {

@@ -15,6 +15,7 @@
 #include "core/blocking_worker.h"
 #include "core/call.h"
 #include "core/call_event.h"
+#include "core/databases.h"
 #include "core/event_loop.h"
 #include "core/flow_runner.h"
 #include "media/media_engine.h"
@@ -86,6 +87,13 @@ class Engine {
   // value removes it.
   Status set_secret(std::string_view name, std::string value);
 
+  // Database connectors of db steps (docs/db.md). Any thread; before start they are made
+  // at start (errors logged), after start on the loop (errors returned). The password is
+  // read from the secret called password_secret when the connector is made.
+  Status add_database(const std::string &name, db::ConnectorConfig config,
+                      const std::string &password_secret);
+  Databases &databases() { return databases_; }
+
   // Webhooks (docs/net.md, "In the engine"). The dispatcher is made on the engine loop at
   // start, before SIP listens, and closed at stop after the last CALL_ENDED was published.
   bool webhooks_enabled() const { return !options_.webhook_spool_dir.empty(); }
@@ -123,6 +131,7 @@ class Engine {
   net::AuthProfileMap pending_auth_;         // set before start, applied at start
   std::unique_ptr<net::AuthProfiles> auth_;  // after loop_; outlives http_
   std::unique_ptr<net::HttpService> http_;   // after loop_: its events go before the loop does
+  Databases databases_;                      // attached to the loop between start and stop
   Error http_error_{Errc::unsupported, "not made yet"};
   std::unique_ptr<net::WebhookDispatcher> webhooks_;  // engine thread, between start and stop
   std::mutex webhook_mutex_;                          // guards the two below

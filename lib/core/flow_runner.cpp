@@ -211,6 +211,28 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
     if (net::HttpService *http = runner_.engine_.http()) http->cancel(it->second);
     http_.erase(it);
   }
+  void start_db(const flow::DbStart &ds, uint64_t token) override {
+    std::weak_ptr<FlowCall> weak = weak_from_this();
+    uint64_t id = runner_.engine_.databases().query(
+        ds.connector, ds.query, [weak, token](DbAnswer &&a) {
+          auto self = weak.lock();
+          if (!self || !self->db_.erase(token) || self->ended_) return;
+          flow::DbDone d;
+          d.reason = std::move(a.reason);
+          d.error = std::move(a.error);
+          d.rows = std::move(a.rows);
+          self->deliver([self, token, d = std::move(d)]() mutable {
+            self->session_->on_db_done(token, std::move(d));
+          });
+        });
+    db_[token] = id;
+  }
+  void cancel_db(uint64_t token) override {
+    auto it = db_.find(token);
+    if (it == db_.end()) return;
+    runner_.engine_.databases().cancel(it->second);
+    db_.erase(it);
+  }
   void stop_prompt() override { (void)call_->stop_playback(); }
   void hangup(int sip_status, const std::string &reason) override {
     if (ended_) return;
@@ -250,6 +272,7 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
   std::unique_ptr<flow::Session> session_;
   std::map<uint64_t, std::unique_ptr<Timer>> timers_;
   std::map<uint64_t, uint64_t> http_;  // flow token -> HttpService fetch id
+  std::map<uint64_t, uint64_t> db_;    // flow token -> Databases query id
   std::deque<std::function<void()>> pending_;
   bool in_session_ = false;
   bool ended_ = false;

@@ -249,6 +249,10 @@ void Compiler::compile_node(size_t g, Node &n, const Value &v, const std::string
             "retries", "retry_non_idempotent", "cache", "accept_status", "hold", "on_timeout",
             "map", "response", "namespaces"});
     n.spec = compile_http(g, v, ptr);
+  } else if (*verb == "db") {
+    fields({"connector", "query", "params", "timeout_ms", "max_rows", "map", "hold", "on_empty",
+            "on_timeout"});
+    n.spec = compile_db(g, v, ptr);
   } else if (is_reserved_verb(*verb)) {
     problem(verb_v, ptr + "/verb",
             "verb " + quoted(*verb) + " is reserved for a later release and not available yet");

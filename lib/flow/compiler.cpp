@@ -342,6 +342,9 @@ std::vector<NodeIndex> Compiler::exits_of(const Node &n) {
           out.push_back(s.closed_node);
         } else if constexpr (std::is_same_v<T, Http>) {
           out.push_back(s.on_timeout);
+        } else if constexpr (std::is_same_v<T, Db>) {
+          out.push_back(s.on_timeout);
+          out.push_back(s.on_empty);
         } else if constexpr (std::is_same_v<T, Custom>) {
           for (auto &[k, e] : s.exits) out.push_back(e);
           out.push_back(s.on_timeout);
@@ -369,7 +372,7 @@ bool is_reserved_verb(std::string_view verb) {
 bool is_builtin_verb(std::string_view verb) {
   static constexpr std::string_view kBuiltin[] = {
       "answer",   "play",  "say",  "gather",  "menu",   "set",    "if",  "switch",
-      "schedule", "pause", "goto", "subflow", "return", "hangup", "http"};
+      "schedule", "pause", "goto", "subflow", "return", "hangup", "http", "db"};
   return is_reserved_verb(verb) ||
          std::find(std::begin(kBuiltin), std::end(kBuiltin), verb) != std::end(kBuiltin);
 }

@@ -21,8 +21,8 @@ namespace ivr::flow::detail {
 using json::Kind;
 using json::Value;
 
-inline constexpr std::string_view kReserved[] = {"db",      "webhook",  "route",
-                                                 "enqueue", "transfer", "record"};
+inline constexpr std::string_view kReserved[] = {"webhook", "route", "enqueue", "transfer",
+                                                 "record"};
 inline constexpr std::string_view kCommonFields[] = {"verb", "next", "on_error", "label", "ui"};
 
 inline bool valid_name(std::string_view s) {
@@ -145,6 +145,9 @@ class Compiler {
                                                              bool header_names);
   std::optional<JsonTemplate> json_template(const Value &v, const std::string &ptr, int depth);
   bool schedule_declared(const std::string &name) const;
+
+  // ---- the db verb (compile_db.cpp) ----
+  Db compile_db(size_t g, const Value &v, const std::string &ptr);
 
   // Every node must be reachable from its graph's start; every subflow must be called.
   void reachability();

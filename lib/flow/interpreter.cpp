@@ -26,7 +26,7 @@ const char *end_reason_name(EndReason r) {
 
 namespace {
 
-enum class Wait { none, answer, prompt, feedback_prompt, collect, timer, custom, http };
+enum class Wait { none, answer, prompt, feedback_prompt, collect, timer, custom, http, db };
 
 // "Content-Type" -> "content_type": a header name as a step-result key.
 std::string header_key(std::string_view name) {
@@ -98,9 +98,9 @@ struct Session::Impl {
   unsigned attempts = 0;  // gather/menu attempts made
   const Prompt *feedback = nullptr;
   uint64_t next_token = 1;
-  uint64_t timer_token = 0, custom_token = 0, http_token = 0;
-  std::chrono::system_clock::time_point http_started;
-  uint64_t http_used_ms = 0;  // of the program's http budget
+  uint64_t timer_token = 0, custom_token = 0, http_token = 0, db_token = 0;
+  std::chrono::system_clock::time_point lookup_started;
+  uint64_t lookup_used_ms = 0;  // of the program's lookup budget (http and db steps)
   bool hold_playing = false;
   bool running = false;  // inside run(): completions must not re-enter
   std::vector<std::pair<std::string, std::string>> host_vars;
@@ -219,6 +219,8 @@ struct Session::Impl {
     if (timer_token) port.cancel_timer(timer_token);
     if (http_token) port.cancel_http(http_token);
     http_token = 0;
+    if (db_token) port.cancel_db(db_token);
+    db_token = 0;
     if (r != EndReason::caller_hangup) port.hangup(sip_status, reason);
   }
   // A step failed: its on_error exit when it has one; else, inside a subflow, the on_error
@@ -540,14 +542,30 @@ struct Session::Impl {
     trace("return");
     go(kNoNode);  // end_of_graph() pops the frame
   }
-  void exec(const Node &n, const Http &h) {
+  // What is left of the call's lookup budget, in ms.
+  uint64_t budget_left() const {
     uint64_t budget = prog.http_budget_ms;
-    uint64_t left = budget > http_used_ms ? budget - http_used_ms : 0;
-    if (left == 0) {
-      http_failed(n, h, "budget",
-                  "the call's http budget of " + std::to_string(budget) + " ms is spent");
-      return;
+    return budget > lookup_used_ms ? budget - lookup_used_ms : 0;
+  }
+  std::string budget_spent() const {
+    return "the call's lookup budget (http_budget_ms) of " + std::to_string(prog.http_budget_ms) +
+           " ms is spent";
+  }
+  // Ends the wait of a lookup step: charges the budget, stops hold audio; returns the time
+  // it took.
+  int64_t lookup_finished() {
+    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now() - lookup_started);
+    int64_t ms = std::max<int64_t>(0, elapsed.count());
+    lookup_used_ms += static_cast<uint64_t>(ms);
+    if (hold_playing) {
+      hold_playing = false;
+      port.stop_prompt();
     }
+    return ms;
+  }
+  void exec(const Node &n, const Http &h) {
+    uint64_t left = budget_left();
+    if (left == 0) return http_failed(n, h, "budget", budget_spent());
     auto req = build_http_request(h, [this](const rules::Expression &e) { return eval(e); });
     if (!req.ok()) {
       set_text("steps." + n.name + ".reason", "request");
@@ -566,23 +584,24 @@ struct Session::Impl {
     hs.budget_ms = static_cast<uint32_t>(left);
     trace(hs.request.method + " " + hs.request.url);
     http_token = next_token++;
-    http_started = now();
+    lookup_started = now();
     waiting(Wait::http);
     port.start_http(hs, http_token);
-    if (h.hold.kind != Prompt::Kind::none && answered) {
-      start_hold(h);
-      if (hold_playing) trace("hold audio while waiting");
-    }
+    begin_hold(h.hold);
   }
-  void start_hold(const Http &h) {
-    std::string detail;
-    auto text = render(h.hold.content);
+  void begin_hold(const Prompt &hold) {
+    if (hold.kind == Prompt::Kind::none || !answered) return;
+    start_hold(hold);
+    if (hold_playing) trace("hold audio while waiting");
+  }
+  void start_hold(const Prompt &hold) {
+    auto text = render(hold.content);
     if (!text.ok()) return;  // hold audio is a courtesy: a bad one does not fail the lookup
     hold_playing = true;
-    if (h.hold.kind == Prompt::Kind::file)
+    if (hold.kind == Prompt::Kind::file)
       port.start_play(*text);
     else
-      port.start_say(*text, h.hold.voice, h.hold.rate_wpm);
+      port.start_say(*text, hold.voice, hold.rate_wpm);
   }
   // The lookup failed for `reason`: on_timeout for a timeout when the node has one, else
   // on_error (or the end of the call).
@@ -601,16 +620,11 @@ struct Session::Impl {
   void http_done(HttpDone &&d) {
     const Node &n = node();
     const Http &h = std::get<Http>(n.spec);
-    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now() - http_started);
-    http_used_ms += static_cast<uint64_t>(std::max<int64_t>(0, elapsed.count()));
-    if (hold_playing) {
-      hold_playing = false;
-      port.stop_prompt();
-    }
+    int64_t elapsed = lookup_finished();
     const std::string prefix = "steps." + n.name + ".";
     const net::HttpResponse &r = d.response;
     set_var(prefix + "status", rules::Value::number(r.status));
-    set_var(prefix + "elapsed_ms", rules::Value::number(static_cast<double>(elapsed.count())));
+    set_var(prefix + "elapsed_ms", rules::Value::number(static_cast<double>(elapsed)));
     set_var(prefix + "attempts", rules::Value::number(d.attempts));
     set_var(prefix + "cached", rules::Value::boolean(d.cached));
     set_text(prefix + "body", r.body);
@@ -642,6 +656,96 @@ struct Session::Impl {
     trace("HTTP " + std::to_string(r.status) +
           (d.cached ? (d.stale ? " (stale cache)" : " (cache)") : "") + exit_text(n.next));
     go(n.next);
+  }
+  void exec(const Node &n, const Db &d) {
+    uint64_t left = budget_left();
+    if (left == 0) return db_failed(n, d, "budget", budget_spent());
+    DbStart ds;
+    ds.connector = d.connector;
+    ds.query.statement = d.statement;
+    ds.query.max_rows = d.max_rows;
+    ds.query.timeout_ms = static_cast<uint32_t>(std::min<uint64_t>(d.timeout_ms, left));
+    for (size_t i = 0; i < d.params.size(); ++i) {
+      if (!d.params[i]) {
+        ds.query.params.emplace_back(std::nullopt);
+        continue;
+      }
+      auto r = render(*d.params[i]);
+      if (!r.ok()) {
+        set_text("steps." + n.name + ".reason", "request");
+        fail("db: params/" + std::to_string(i) + ": " + r.error().message);
+        return;
+      }
+      ds.query.params.emplace_back(std::move(*r));
+    }
+    trace(d.connector + ": " + d.statement.substr(0, 120) +
+          (ds.query.params.empty() ? "" : " (" + std::to_string(ds.query.params.size()) +
+                                              (ds.query.params.size() == 1 ? " param)" : " params)")));
+    db_token = next_token++;
+    lookup_started = now();
+    waiting(Wait::db);
+    port.start_db(ds, db_token);
+    begin_hold(d.hold);
+  }
+  void db_failed(const Node &n, const Db &d, const std::string &reason, const std::string &error) {
+    set_text("steps." + n.name + ".reason", reason);
+    if ((reason == "timeout" || reason == "budget") && d.on_timeout != kNoNode) {
+      set_text("steps." + n.name + ".error", error);
+      trace(reason + ": " + error + exit_text(d.on_timeout));
+      go(d.on_timeout);
+      return;
+    }
+    fail("db " + reason + ": " + error);
+  }
+  void set_cell(const std::string &name, const db::Cell &c) {
+    std::visit(
+        [&](const auto &v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::monostate>)
+            set_var(name, {});
+          else if constexpr (std::is_same_v<T, bool>)
+            set_var(name, rules::Value::boolean(v));
+          else if constexpr (std::is_same_v<T, std::string>)
+            set_text(name, v);
+          else if constexpr (std::is_same_v<T, int64_t>)
+            // Past 2^53 a double loses digits (account ids): such numbers arrive as text.
+            (v > (int64_t{1} << 53) || v < -(int64_t{1} << 53))
+                ? set_text(name, std::to_string(v))
+                : set_var(name, rules::Value::number(static_cast<double>(v)));
+          else
+            set_var(name, rules::Value::number(v));
+        },
+        c);
+  }
+  void db_done(DbDone &&r) {
+    const Node &n = node();
+    const Db &d = std::get<Db>(n.spec);
+    int64_t elapsed = lookup_finished();
+    const std::string prefix = "steps." + n.name + ".";
+    size_t count = r.reason.empty() ? r.rows.rows.size() : 0;
+    set_var(prefix + "rows", rules::Value::number(static_cast<double>(count)));
+    set_var(prefix + "elapsed_ms", rules::Value::number(static_cast<double>(elapsed)));
+    set_var(prefix + "truncated", rules::Value::boolean(r.rows.truncated));
+    if (!r.reason.empty()) return db_failed(n, d, r.reason, r.error);
+    const auto &cols = r.rows.columns;
+    // The first row: steps.<node>.row.<column>, and the mapped variables.
+    if (count > 0) {
+      const auto &row = r.rows.rows[0];
+      for (size_t c = 0; c < cols.size() && c < row.size(); ++c)
+        set_cell(prefix + "row." + cols[c], row[c]);
+    }
+    for (const auto &[var, column] : d.map) {
+      auto it = std::find(cols.begin(), cols.end(), column);
+      if (count > 0 && it != cols.end())
+        set_cell(var, r.rows.rows[0][static_cast<size_t>(it - cols.begin())]);
+      else
+        set_var(var, {});  // no row, or no such column: null, as a path that finds nothing
+    }
+    set_text(prefix + "reason", "");
+    NodeIndex exit = count == 0 && d.on_empty != kNoNode ? d.on_empty : n.next;
+    trace(std::to_string(count) + (count == 1 ? " row" : " rows") +
+          (r.rows.truncated ? " (truncated)" : "") + exit_text(exit));
+    go(exit);
   }
   void exec(const Node &, const Hangup &h) {
     std::string reason = "flow hangup";
@@ -732,9 +836,11 @@ void Session::on_prompt_done(bool ok) {
   } else if (m.wait == Wait::feedback_prompt) {
     m.wait = Wait::none;  // the gather continues with its next attempt (step() re-enters it)
     m.run();
-  } else if (m.wait == Wait::http && m.hold_playing) {
+  } else if ((m.wait == Wait::http || m.wait == Wait::db) && m.hold_playing) {
     m.hold_playing = false;
-    if (ok) m.start_hold(std::get<Http>(m.node().spec));  // hold audio repeats until the answer
+    // Hold audio repeats until the answer.
+    if (ok) m.start_hold(m.wait == Wait::http ? std::get<Http>(m.node().spec).hold
+                                              : std::get<Db>(m.node().spec).hold);
   }
 }
 
@@ -801,6 +907,15 @@ void Session::on_http_done(uint64_t token, HttpDone &&done) {
   m.wait = Wait::none;
   m.http_token = 0;
   m.http_done(std::move(done));
+  m.run();
+}
+
+void Session::on_db_done(uint64_t token, DbDone &&done) {
+  Impl &m = *impl_;
+  if (finished_ || m.wait != Wait::db || token != m.db_token) return;
+  m.wait = Wait::none;
+  m.db_token = 0;
+  m.db_done(std::move(done));
   m.run();
 }
 

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "db/connector.h"
 #include "flow/program.h"
 #include "net/http_client.h"
 
@@ -41,6 +42,20 @@ struct HttpDone {
   unsigned attempts = 1;
 };
 
+// One db step as the port performs it: the connector named, the statement with its
+// parameters rendered. The port enforces timeout_ms.
+struct DbStart {
+  std::string connector;
+  db::QueryRequest query;
+};
+
+struct DbDone {
+  // "" (the query ran), or: timeout, connect, query, busy, connector (none of that name).
+  std::string reason;
+  std::string error;  // detail when reason is set
+  db::Rows rows;
+};
+
 struct CustomArgs {
   std::vector<std::pair<std::string, std::string>> values;  // rendered arguments
 };
@@ -63,6 +78,8 @@ class CallPort {
                             uint64_t token) = 0;                      // -> on_custom_done
   virtual void start_http(const HttpStart &req, uint64_t token) = 0;  // -> on_http_done
   virtual void cancel_http(uint64_t token) = 0;                       // no completion follows
+  virtual void start_db(const DbStart &req, uint64_t token) = 0;      // -> on_db_done
+  virtual void cancel_db(uint64_t token) = 0;                         // no completion follows
   virtual void stop_prompt() = 0;
   // Ends the call (BYE when answered, else a final status). No completion follows.
   virtual void hangup(int sip_status, const std::string &reason) = 0;
@@ -125,6 +142,7 @@ class Session {
   void on_timer(uint64_t token);
   void on_custom_done(uint64_t token, const CustomResult &result);
   void on_http_done(uint64_t token, HttpDone &&done);
+  void on_db_done(uint64_t token, DbDone &&done);
   // The caller hung up or the call ended outside the flow: the session stops.
   void on_call_ended();
 

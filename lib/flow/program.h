@@ -157,8 +157,22 @@ struct Http {
   std::optional<net::ResponseMap> response;
 };
 
+// A query to a database connector of the host (SQLite, PostgreSQL, Redis, or the host's
+// own); docs/flows.md, "db". The statement is literal: values only ever travel as params.
+struct Db {
+  std::string connector;
+  std::string statement;
+  std::vector<std::optional<Template>> params;  // nullopt: NULL
+  uint32_t timeout_ms = 3000;
+  uint32_t max_rows = 100;
+  std::vector<std::pair<std::string, std::string>> map;  // vars.<name> -> a first-row column
+  Prompt hold;
+  NodeIndex on_empty = kNoNode;  // no rows (else next)
+  NodeIndex on_timeout = kNoNode;
+};
+
 using VerbSpec = std::variant<Answer, Play, Gather, Set, If, Switch, ScheduleBranch, Pause, Goto,
-                              Subflow, Return, Hangup, Custom, Http>;
+                              Subflow, Return, Hangup, Custom, Http, Db>;
 
 struct Node {
   std::string name;
@@ -187,7 +201,7 @@ struct Program {
   std::vector<rules::RuleSet> rule_sets;
   std::vector<std::string> rule_set_names;
   std::shared_ptr<rules::ScheduleRegistry> schedules;
-  // Time all http steps of one call may spend waiting, together (the decision budget).
+  // Time all http and db steps of one call may spend waiting, together (the decision budget).
   uint32_t http_budget_ms = 10000;
   size_t node_count() const;
 };

@@ -29,6 +29,7 @@ class SimPort : public CallPort {
   std::string hangup_reason;
   bool hung_up = false;
   std::vector<std::pair<std::string, HttpStart>> requests;
+  std::vector<std::pair<std::string, DbStart>> queries;
 
   void start_answer() override {
     at(0, [this] { session->on_answered(); });
@@ -139,17 +140,55 @@ class SimPort : public CallPort {
         done.cached = reply.cached;
       }
     }
-    http_[token] = at(delay, [this, token, done]() mutable {
-      http_.erase(token);
+    lookups_[token] = at(delay, [this, token, done]() mutable {
+      lookups_.erase(token);
       session->on_http_done(token, std::move(done));
     });
   }
   void cancel_http(uint64_t token) override {
-    auto it = http_.find(token);
-    if (it == http_.end()) return;
+    auto it = lookups_.find(token);
+    if (it == lookups_.end()) return;
     events_.erase(it->second);
-    http_.erase(it);
+    lookups_.erase(it);
   }
+  void start_db(const DbStart &req, uint64_t token) override {
+    std::string node = session->current_node();
+    queries.emplace_back(node, req);
+    SimDbReply reply;
+    auto it = opts_.db.find(node);
+    if (it == opts_.db.end() || it->second.empty()) {
+      reply.reason = "connector";
+      reply.error = "no simulated answer for node " + node + " (ivr-flow simulate --db " + node +
+                    "=ROWS)";
+      reply.delay_ms = 10;
+    } else {
+      size_t &used = db_used_[node];
+      reply = it->second[std::min(used, it->second.size() - 1)];
+      ++used;
+    }
+    DbDone done;
+    uint32_t delay = reply.delay_ms;
+    if (delay >= req.query.timeout_ms) {
+      delay = req.query.timeout_ms;
+      done.reason = "timeout";
+      done.error = "no answer within " + std::to_string(delay) + " ms";
+    } else {
+      done.reason = reply.reason;
+      done.error = reply.error;
+      if (reply.reason.empty()) {
+        done.rows = reply.rows;
+        if (done.rows.rows.size() > req.query.max_rows) {
+          done.rows.rows.resize(req.query.max_rows);
+          done.rows.truncated = true;
+        }
+      }
+    }
+    lookups_[token] = at(delay, [this, token, done]() mutable {
+      lookups_.erase(token);
+      session->on_db_done(token, std::move(done));
+    });
+  }
+  void cancel_db(uint64_t token) override { cancel_http(token); }
   void stop_prompt() override {
     if (!prompt_pending_) return;
     events_.erase(prompt_event_);
@@ -161,7 +200,7 @@ class SimPort : public CallPort {
     hangup_reason = reason;
     events_.clear();
     timers_.clear();
-    http_.clear();
+    lookups_.clear();
     prompt_pending_ = false;
   }
 
@@ -173,7 +212,7 @@ class SimPort : public CallPort {
         session->on_call_ended();
         events_.clear();
         timers_.clear();
-        http_.clear();
+        lookups_.clear();
         prompt_pending_ = false;
       });
     uint64_t count = 0;
@@ -218,8 +257,8 @@ class SimPort : public CallPort {
   std::vector<std::string> inputs_;
   size_t input_ = 0;
   Events events_;
-  std::map<uint64_t, Events::iterator> timers_, http_;
-  std::map<std::string, size_t> http_used_;
+  std::map<uint64_t, Events::iterator> timers_, lookups_;  // lookups_: http and db steps
+  std::map<std::string, size_t> http_used_, db_used_;
   uint64_t now_ = 0, seq_ = 0, prompt_end_ = 0;
   bool prompt_pending_ = false;
   Events::iterator prompt_event_;
@@ -252,6 +291,7 @@ SimulationResult simulate(std::shared_ptr<const Program> program, const Simulati
   result.duration_ms = port.now();
   result.cut_off = port.cut_off;
   result.http_requests = std::move(port.requests);
+  result.db_queries = std::move(port.queries);
   return result;
 }
 

@@ -24,6 +24,14 @@ struct SimHttpReply {
   bool cached = false;
 };
 
+// A scripted answer to a db node: rows, or a failure.
+struct SimDbReply {
+  std::string reason;  // "" for rows; else timeout, connect, query, busy, connector
+  std::string error;
+  db::Rows rows;
+  uint32_t delay_ms = 20;  // virtual time until the answer; at or past the timeout: "timeout"
+};
+
 struct SimulationOptions {
   // The caller's keypresses. Each collect consumes digits until its terminator or
   // max_digits; ',' ends one input (the next collect starts after it); an empty input
@@ -36,6 +44,9 @@ struct SimulationOptions {
   // http nodes: node (as in the path: "lookup", "sub/lookup") -> answers in turn; the last
   // one repeats. A node without answers fails with reason "connect".
   std::map<std::string, std::vector<SimHttpReply>> http;
+  // db nodes: node -> answers in turn (the last repeats). A node without answers fails with
+  // reason "connector".
+  std::map<std::string, std::vector<SimDbReply>> db;
   // When >= 0, the caller hangs up at this virtual time (ms from the start).
   int64_t hangup_at_ms = -1;
   // A flow may legitimately wait forever (a pause loop): the simulation stops after this
@@ -63,6 +74,7 @@ struct SimulationResult {
   uint64_t duration_ms = 0;
   std::string cut_off;  // not empty: why the simulation stopped before the flow ended
   std::vector<std::pair<std::string, HttpStart>> http_requests;  // node, request, in order
+  std::vector<std::pair<std::string, DbStart>> db_queries;       // node, query, in order
 };
 
 SimulationResult simulate(std::shared_ptr<const Program> program, const SimulationOptions &opts);

@@ -2,11 +2,13 @@
 //   ivr-flow check FILE [--prompts DIR] [--verb NAME]...
 //   ivr-flow simulate FILE [--digits SCRIPT] [--var NAME=VALUE]... [--at YYYY-MM-DDTHH:MM
 //            [--tz ZONE]] [--from NUMBER] [--to NUMBER] [--custom VERB=EXIT[:NAME=VALUE,...]]...
-//            [--http NODE=STATUS[:BODY|@FILE]|REASON]... [--hangup-at MS] [--prompts DIR]
+//            [--http NODE=STATUS[:BODY|@FILE]|REASON]... [--db NODE=ROWS|@FILE|REASON]...
+//            [--hangup-at MS] [--prompts DIR]
 //            [--verb NAME]...
 // Docs: docs/flows.md, section "Tools".
 #include <date/tz.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -14,6 +16,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/json.h"
 #include "flow/compiler.h"
 #include "flow/simulator.h"
 
@@ -28,6 +31,7 @@ int usage() {
                "                [--at YYYY-MM-DDTHH:MM [--tz ZONE]] [--from N] [--to N]\n"
                "                [--custom VERB=EXIT[:NAME=VALUE,...]]... [--hangup-at MS]\n"
                "                [--http NODE=STATUS[:BODY|@FILE]|REASON]...\n"
+               "                [--db NODE=ROWS|@FILE|REASON]...\n"
                "                [--prompts DIR] [--verb NAME]...\n");
   return 2;
 }
@@ -113,6 +117,67 @@ bool parse_http_answer(const std::string &text, SimHttpReply *out, std::string *
   return true;
 }
 
+// '[{"tier":"gold","score":7}]' (rows), '{"tier":"gold"}' (one row), '[]', @FILE, or a
+// failure (timeout, connect, query, busy).
+bool parse_db_answer(const std::string &text, SimDbReply *out, std::string *err) {
+  for (const char *r : {"timeout", "connect", "query", "busy"}) {
+    if (text == r) {
+      out->reason = r;
+      out->error = std::string("simulated ") + r;
+      if (text == "timeout") out->delay_ms = 24 * 3600 * 1000;  // the simulator times it out
+      return true;
+    }
+  }
+  std::string body = text;
+  if (!text.empty() && text[0] == '@' && !read_file(text.substr(1), &body)) {
+    *err = "cannot read " + text.substr(1);
+    return false;
+  }
+  auto doc = ivr::json::parse(body);
+  if (!doc.ok()) {
+    *err = "rows are JSON: " + doc.error().message;
+    return false;
+  }
+  const ivr::json::Value &root = doc->root();
+  std::vector<const ivr::json::Value *> objects;
+  if (root.is(ivr::json::Kind::object)) objects.push_back(&root);
+  for (const auto &item : root.items) objects.push_back(&item);
+  if (!root.is(ivr::json::Kind::object) && !root.is(ivr::json::Kind::array)) {
+    *err = "rows are a JSON array of objects (or one object), or timeout, connect, query, busy";
+    return false;
+  }
+  ivr::db::Rows &rows = out->rows;
+  for (const auto *o : objects) {
+    if (!o->is(ivr::json::Kind::object)) {
+      *err = "each row is a JSON object of column: value";
+      return false;
+    }
+    for (const auto &m : o->members)
+      if (std::find(rows.columns.begin(), rows.columns.end(), m.key) == rows.columns.end())
+        rows.columns.push_back(m.key);
+  }
+  for (const auto *o : objects) {
+    std::vector<ivr::db::Cell> row(rows.columns.size());
+    for (const auto &m : o->members) {
+      size_t c = static_cast<size_t>(
+          std::find(rows.columns.begin(), rows.columns.end(), m.key) - rows.columns.begin());
+      const ivr::json::Value &v = m.value;
+      if (v.is(ivr::json::Kind::boolean))
+        row[c] = v.boolean;
+      else if (v.is(ivr::json::Kind::number))
+        row[c] = v.integral ? ivr::db::Cell(static_cast<int64_t>(v.number)) : ivr::db::Cell(v.number);
+      else if (v.is(ivr::json::Kind::string))
+        row[c] = v.string;
+      else if (!v.is(ivr::json::Kind::null)) {
+        *err = "column \"" + m.key + "\": a value is a string, number, boolean or null";
+        return false;
+      }
+    }
+    rows.rows.push_back(std::move(row));
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -168,6 +233,17 @@ int main(int argc, char **argv) {
         return 2;
       }
       sopts.http[spec.substr(0, eq)].push_back(std::move(reply));
+    } else if (cmd == "simulate" && a == "--db") {
+      // lookup=[{"tier":"gold"}]   lookup=[]   lookup=@rows.json   lookup=timeout
+      std::string spec = value(), err;
+      size_t eq = spec.find('=');
+      SimDbReply reply;
+      if (eq == std::string::npos || eq == 0 || !parse_db_answer(spec.substr(eq + 1), &reply, &err)) {
+        std::fprintf(stderr, "ivr-flow: --db expects NODE=ROWS (JSON), NODE=@FILE or NODE=REASON%s%s\n",
+                     err.empty() ? "" : ": ", err.c_str());
+        return 2;
+      }
+      sopts.db[spec.substr(0, eq)].push_back(std::move(reply));
     } else if (cmd == "simulate" && a == "--custom") {
       // crm.lookup=found:tier=gold,name=Ada   or   crm.lookup=!error text
       std::string spec = value();

@@ -209,7 +209,7 @@ TEST_CASE("http: the call's budget bounds every request and then refuses more") 
   CHECK(r.http_requests[1].second.request.timeout_ms == 1000);
   CHECK(r.http_requests[1].second.budget_ms == 1000);
   CHECK(path_text(r) == "a > b > late > out");
-  CHECK(r.hangup_reason == "budget: the call's http budget of 2500 ms is spent");
+  CHECK(r.hangup_reason == "budget: the call's lookup budget (http_budget_ms) of 2500 ms is spent");
 }
 
 TEST_CASE("http: hold audio repeats while waiting; a hang-up cancels the request") {
