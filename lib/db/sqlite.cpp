@@ -117,7 +117,7 @@ class Connection {
     int rc = sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()),
                                 SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
     if (rc != SQLITE_OK || !stmt) {
-      fail(out, rc, stmt ? nullptr : "statement: empty");
+      fail(out, rc, rc == SQLITE_OK ? "statement: empty" : nullptr);
       sqlite3_finalize(stmt);
       return nullptr;
     }
