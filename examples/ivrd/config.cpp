@@ -255,6 +255,41 @@ void parse_webhooks(element value, const fs::path &base, Config &c) {
   }
   if (!has_spool) fail("webhooks.spool_dir", "missing (where events wait until delivered)");
 }
+// {"crm": {"url": "postgresql://ivr@127.0.0.1:5432/crm", "password_secret": "crm_db"}}
+void parse_databases(element value, const fs::path &base, Config &c) {
+  for (auto &[name, v] : members(value, "databases", {})) {
+    Database d;
+    d.name = std::string(name);
+    d.field = "databases." + d.name;
+    bool has_url = false;
+    for (auto &[key, f] : members(v, d.field,
+                                  {"url", "password_secret", "pool_size", "connect_timeout_ms",
+                                   "max_waiting", "read_only"})) {
+      std::string field = d.field + "." + std::string(key);
+      if (key == "url") {
+        d.url = string_field(f, field);
+        // A relative SQLite path is relative to the configuration file, like every path.
+        if (d.url.rfind("sqlite:", 0) == 0 && d.url.rfind("sqlite:/", 0) != 0 &&
+            d.url != "sqlite::memory:")
+          d.url = "sqlite://" + resolve(base, d.url.substr(7));
+        has_url = true;
+      } else if (key == "password_secret") {
+        d.password_secret = string_field(f, field);
+      } else if (key == "pool_size") {
+        d.pool_size = static_cast<unsigned>(int_field(f, field, 1, 16));
+      } else if (key == "connect_timeout_ms") {
+        d.connect_timeout_ms = static_cast<unsigned>(int_field(f, field, 100, 60000));
+      } else if (key == "max_waiting") {
+        d.max_waiting = static_cast<unsigned>(int_field(f, field, 1, 1000000));
+      } else {
+        d.read_only = bool_field(f, field);
+      }
+    }
+    if (!has_url) fail(d.field + ".url", "missing (sqlite:, postgresql:// or redis://)");
+    c.databases.push_back(std::move(d));
+  }
+}
+
 }  // namespace
 
 bool is_ip_literal(const std::string &address) {
@@ -332,7 +367,7 @@ Config load_config(const std::string &path) {
   bool has_flows = false, has_entry_points = false;
   for (auto &[key, v] : members(root, "",
                                 {"sip", "rtp", "media_threads", "prompt_dir", "log_level", "flows",
-                                 "entry_points", "auth", "webhooks"})) {
+                                 "entry_points", "auth", "webhooks", "databases"})) {
     if (key == "sip") {
       parse_sip(v, c);
     } else if (key == "rtp") {
@@ -352,6 +387,8 @@ Config load_config(const std::string &path) {
       has_flows = true;
     } else if (key == "webhooks") {
       parse_webhooks(v, base, c);
+    } else if (key == "databases") {
+      parse_databases(v, base, c);
     } else if (key == "auth") {
       // Checked field by field by the engine (ivr_engine_set_auth_profiles).
       if (v.type() != element_type::OBJECT)

@@ -33,6 +33,14 @@ struct WebhookEndpoint {
   unsigned timeout_ms = 10000, max_attempts = 16, max_concurrency = 4;
 };
 
+// One database connector of db steps (docs/db.md); its password comes from a secret.
+struct Database {
+  std::string field;  // "databases.crm", for messages
+  std::string name, url, password_secret;
+  unsigned pool_size = 2, connect_timeout_ms = 2000, max_waiting = 1000;
+  bool read_only = false;
+};
+
 struct Config {
   std::string sip_address = "127.0.0.1";
   unsigned short sip_port = 5060;
@@ -51,6 +59,7 @@ struct Config {
   std::string webhook_spool_dir;  // resolved
   uint64_t webhook_spool_max_bytes = 0;
   std::vector<WebhookEndpoint> webhooks;
+  std::vector<Database> databases;
 };
 
 // Reads and checks the file; relative paths in it resolve against its directory.

@@ -447,6 +447,20 @@ int main(int argc, char **argv) {
       return finish(2);
     }
   }
+  for (const ivrd::Database &d : config.databases) {
+    ivr_db_options dbo = IVR_DB_OPTIONS_INIT;
+    dbo.url = d.url.c_str();
+    dbo.password_secret = d.password_secret.empty() ? nullptr : d.password_secret.c_str();
+    dbo.pool_size = d.pool_size;
+    dbo.connect_timeout_ms = d.connect_timeout_ms;
+    dbo.max_waiting = d.max_waiting;
+    dbo.read_only = d.read_only ? 1 : 0;
+    if (ivr_engine_add_db(engine, d.name.c_str(), &dbo) != IVR_OK) {
+      errf("ivrd: config %s", ivr_error_last()->message);  // "db.crm.url: ..."
+      ivr_engine_free(engine);
+      return finish(2);
+    }
+  }
   std::set<std::string> ids;
   // Flows load before SIP binds: a broken document never answers a call.
   if (!load_flows(engine, config, &ids) || !map_entry_points(engine, config, ids)) {

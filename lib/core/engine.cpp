@@ -212,6 +212,8 @@ Status Engine::add_database(const std::string &name, db::ConnectorConfig config,
   if (!password_secret.empty() && !net::valid_secret_name(password_secret))
     return Error{Errc::invalid_argument, "db." + name + ".password_secret: not a secret name"};
   config.name = name;
+  if (auto st = db::check_config(config); !st)
+    return Error{st.error().code, "db." + name + "." + st.error().message};
   std::shared_ptr<net::SecretStore> secrets = secrets_;
   return databases_.add(
       name, [config, password_secret, secrets](

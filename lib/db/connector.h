@@ -89,6 +89,11 @@ struct ConnectorConfig {
   bool read_only = false;        // SQLite: open read-only
 };
 
+// Checks a configuration without opening anything (no I/O, no DNS): the URL's scheme and
+// form, the limits. The errors open_connector would return, for callers that must report
+// them before the engine runs. Errors name the field ("url: ...").
+Status check_config(const ConnectorConfig &config);
+
 // Opens the connector named by config.url's scheme. Connecting is asynchronous: a server
 // that is down now is retried (with backoff) and queries fail with connect meanwhile.
 // Errors: invalid_argument (the field and the reason), unsupported (scheme).

@@ -7,6 +7,9 @@
 
 namespace ivr::db {
 
+// Checks a redis:// or unix:// URL without connecting (the form open_redis accepts).
+Status check_redis_url(const std::string &url);
+
 Result<std::unique_ptr<Connector>> open_redis(const ConnectorConfig &config,
                                               const LoopContext &loop);
 

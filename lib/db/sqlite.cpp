@@ -17,8 +17,8 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// "sqlite:///abs/path.db" -> "/abs/path.db", "sqlite:rel.db" -> "rel.db",
-// "sqlite::memory:" -> ":memory:".
+}  // namespace
+
 Result<std::string> sqlite_path(const std::string &url) {
   std::string rest = url.substr(7);  // after "sqlite:"
   if (rest.rfind("//", 0) == 0) {
@@ -34,6 +34,8 @@ Result<std::string> sqlite_path(const std::string &url) {
                                "url: a SQLite path takes no '?' options (read_only is a field)");
   return rest;
 }
+
+namespace {
 
 // One query as a worker runs it. The loop thread owns `done`; the worker only reads the
 // request and writes the result.

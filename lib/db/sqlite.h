@@ -6,6 +6,9 @@
 
 namespace ivr::db {
 
+// "sqlite:///abs/path.db" -> "/abs/path.db", "sqlite:rel.db" -> "rel.db", "sqlite::memory:".
+Result<std::string> sqlite_path(const std::string &url);
+
 Result<std::unique_ptr<Connector>> open_sqlite(const ConnectorConfig &config,
                                                const LoopContext &loop);
 

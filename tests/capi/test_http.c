@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capi_sipp.h"
 #include "capi_test.h"
 #include "capi_wait.h"
 
@@ -64,22 +65,6 @@ static unsigned start_server(pid_t *pid, int *stdin_fd) {
   }
   if (f) fclose(f);
   return port;
-}
-
-static void place_call(unsigned short sip_port, const char *to) {
-  char scenario[512], target[64], local_port[16];
-  pid_t sipp = 0;
-  int status = 0;
-  snprintf(scenario, sizeof scenario, "%s/scenarios/info_call.xml", IVR_TEST_SOURCE_DIR);
-  snprintf(target, sizeof target, "127.0.0.1:%u", (unsigned)sip_port);
-  snprintf(local_port, sizeof local_port, "%u", (unsigned)free_udp_port());
-  {
-    char *argv[] = {"sipp",           "-sf",  scenario,    "-m", "1",        "-s",       (char *)to,
-                    "-nostdin",       "-i",   "127.0.0.1", "-p", local_port, "-timeout", "30s",
-                    "-timeout_error", target, NULL};
-    CHECK(posix_spawnp(&sipp, "sipp", NULL, NULL, argv, environ) == 0);
-  }
-  if (sipp > 0) waitpid(sipp, &status, 0);
 }
 
 int main(void) {
