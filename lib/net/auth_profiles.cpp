@@ -1,10 +1,16 @@
 #include "net/auth_profiles.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <initializer_list>
+#include <system_error>
 #include <utility>
+#include <vector>
 
 #include "net/crypto.h"
 
@@ -32,21 +38,28 @@ class Fields {
     return Error{Errc::invalid_argument, at(name) + ": " + std::string(why)};
   }
 
-  // Every member must be one of `allowed` (plus "type").
+  // Every member must be one of `allowed`, or "type", or "tls" (which every profile may
+  // have).
   Status only(std::initializer_list<std::string_view> allowed) const {
+    std::vector<std::string_view> known(allowed);
+    known.push_back("tls");
+    return members_of(known, "this type", "type");
+  }
+  // Every member must be one of `known`; `implicit` is allowed too but not listed.
+  Status members_of(const std::vector<std::string_view> &known, std::string_view owner,
+                    std::string_view implicit = {}) const {
     for (const json::Member &m : object_.members) {
-      if (m.key == "type") continue;
-      if (std::find(allowed.begin(), allowed.end(), m.key) != allowed.end()) continue;
+      if (!implicit.empty() && m.key == implicit) continue;
+      if (std::find(known.begin(), known.end(), m.key) != known.end()) continue;
       std::string shown =
           m.key.size() <= 64 && std::all_of(m.key.begin(), m.key.end(),
                                             [](char c) { return c > 0x20 && c < 0x7f; })
               ? m.key
               : "(a member)";
-      std::string known;
-      for (std::string_view a : allowed) known += (known.empty() ? "" : ", ") + std::string(a);
+      std::string list;
+      for (std::string_view a : known) list += (list.empty() ? "" : ", ") + std::string(a);
       return Error{Errc::invalid_argument,
-                   at(shown) + ": unknown field (this type has: " +
-                       (known.empty() ? std::string("no other fields") : known) + ")"};
+                   at(shown) + ": unknown field (" + std::string(owner) + " has: " + list + ")"};
     }
     return {};
   }
@@ -78,6 +91,19 @@ class Fields {
     std::string list;
     for (std::string_view c : choices) list += (list.empty() ? "" : " or ") + std::string(c);
     return bad(name, "must be " + list);
+  }
+  // A file path, or absent ("" is refused: leave the field out for the default).
+  Status file_path(std::string_view name, std::string &out) const {
+    if (Status s = text(name, out, false); !s) return s;
+    if (object_.find(name) && out.empty()) return bad(name, "must not be empty");
+    return {};
+  }
+  Status boolean(std::string_view name, bool &out) const {
+    const json::Value *v = object_.find(name);
+    if (!v) return {};
+    if (!v->is(Kind::boolean)) return bad(name, "must be true or false");
+    out = v->boolean;
+    return {};
   }
   Status integer(std::string_view name, int64_t lo, int64_t hi, int64_t &out) const {
     const json::Value *v = object_.find(name);
@@ -198,9 +224,25 @@ Result<AuthProfileConfig> parse_oauth2(const Fields &f) {
   return AuthProfileConfig{std::move(c)};
 }
 
-Result<AuthProfileConfig> parse_profile(const json::Value &v, const std::string &path) {
-  if (!v.is(Kind::object)) return Error{Errc::invalid_argument, path + ": must be an object"};
-  Fields f(v, path);
+// The optional "tls" member of any profile.
+Status parse_tls(const Fields &profile, const std::string &path, TlsOptions &out) {
+  const json::Value *v = profile.find("tls");
+  if (!v) return {};
+  if (!v->is(Kind::object)) return profile.bad("tls", "must be an object");
+  Fields f(*v, path + ".tls");
+  IVR_TRY(f.members_of({"ca_file", "client_cert", "client_key", "verify"}, "tls"));
+  IVR_TRY(f.file_path("ca_file", out.ca_file));
+  IVR_TRY(f.file_path("client_cert", out.client_cert));
+  IVR_TRY(f.file_path("client_key", out.client_key));
+  IVR_TRY(f.boolean("verify", out.verify));
+  if (!out.client_cert.empty() && out.client_key.empty())
+    return f.bad("client_key", "missing (client_cert needs its private key)");
+  if (out.client_cert.empty() && !out.client_key.empty())
+    return f.bad("client_cert", "missing (client_key goes with a client certificate)");
+  return {};
+}
+
+Result<AuthProfileConfig> parse_scheme(const Fields &f) {
   std::string type;
   IVR_TRY(f.text("type", type, true));
   if (type == "none") {
@@ -214,6 +256,15 @@ Result<AuthProfileConfig> parse_profile(const json::Value &v, const std::string 
   if (type == "sigv4") return parse_sigv4(f);
   if (type == "oauth2") return parse_oauth2(f);
   return f.bad("type", "must be basic, bearer, api_key, hmac, sigv4, oauth2 or none");
+}
+
+Result<AuthProfileConfig> parse_profile(const json::Value &v, const std::string &path) {
+  if (!v.is(Kind::object)) return Error{Errc::invalid_argument, path + ": must be an object"};
+  Fields f(v, path);
+  auto config = parse_scheme(f);
+  if (!config.ok()) return config;
+  IVR_TRY(parse_tls(f, path, config->tls));
+  return config;
 }
 
 #undef IVR_TRY
@@ -237,6 +288,53 @@ const std::string *find_header_ci(const Headers &headers, std::string_view name)
   for (const auto &[n, v] : headers)
     if (equals_ci(n, name)) return &v;
   return nullptr;
+}
+
+// A TLS file must be a readable file when the profile is set (curl reads it only when it
+// connects, so a typo would otherwise surface only as failed lookups). Only the path is ever shown,
+// never the content.
+Status readable_file(std::string_view field, const std::string &path) {
+  if (path.empty()) return {};
+  auto cannot = [&](const std::string &why) {
+    return Error{Errc::invalid_argument,
+                 "tls." + std::string(field) + ": cannot read " + path + ": " + why};
+  };
+  if (path.find('\0') != std::string::npos) return cannot("contains a NUL byte");
+  if (::access(path.c_str(), R_OK) != 0) return cannot(std::generic_category().message(errno));
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return cannot(std::generic_category().message(errno));
+  if (S_ISDIR(st.st_mode)) return cannot("is a directory");
+  return {};
+}
+
+Status validate_tls(const TlsOptions &tls) {
+  if (!tls.client_cert.empty() && tls.client_key.empty())
+    return Error{Errc::invalid_argument,
+                 "tls.client_key: missing (client_cert needs its private key)"};
+  if (tls.client_cert.empty() && !tls.client_key.empty())
+    return Error{Errc::invalid_argument,
+                 "tls.client_cert: missing (client_key goes with a client certificate)"};
+  if (Status s = readable_file("ca_file", tls.ca_file); !s) return s;
+  if (Status s = readable_file("client_cert", tls.client_cert); !s) return s;
+  return readable_file("client_key", tls.client_key);
+}
+
+// Verification off is allowed (a lab, a device with a self-signed certificate) but should
+// never go unnoticed.
+void warn_if_unverified(const LoggerPtr &logger, const std::string &name, const TlsOptions &tls) {
+  if (!tls.verify)
+    IVR_LOG(logger, warn, "auth", "auth profile '%s': TLS verification is off", name.c_str());
+}
+
+// "; tls ca /etc/ivr/ca.pem, client cert /etc/ivr/ivr.crt", or "" without TLS settings.
+std::string describe_tls(const TlsOptions &tls) {
+  if (!has_tls_settings(tls)) return "";
+  std::string parts;
+  auto add = [&](const std::string &part) { parts += (parts.empty() ? "" : ", ") + part; };
+  if (!tls.ca_file.empty()) add("ca " + tls.ca_file);
+  if (!tls.client_cert.empty()) add("client cert " + tls.client_cert);
+  if (!tls.verify) add("verification off");
+  return "; tls " + parts;
 }
 
 }  // namespace
@@ -277,7 +375,12 @@ Result<AuthProfileMap> parse_auth_profiles(std::string_view json_text, std::stri
   return parse_auth_profiles(doc->root(), path);
 }
 
+bool has_tls_settings(const TlsOptions &tls) {
+  return !tls.ca_file.empty() || !tls.client_cert.empty() || !tls.client_key.empty() || !tls.verify;
+}
+
 Status validate_auth_profile(const AuthProfileConfig &config) {
+  if (Status s = validate_tls(config.tls); !s) return s;
   if (const auto *scheme = std::get_if<AuthConfig>(&config)) {
     HttpRequest probe;
     probe.url = "https://validation.invalid/";
@@ -298,11 +401,12 @@ Status validate_auth_profile(const AuthProfileConfig &config) {
 }
 
 std::string describe_auth_profile(const AuthProfileConfig &config) {
-  if (const auto *scheme = std::get_if<AuthConfig>(&config)) return describe_auth(*scheme);
+  if (const auto *scheme = std::get_if<AuthConfig>(&config))
+    return describe_auth(*scheme) + describe_tls(config.tls);
   const auto &c = std::get<OAuth2Config>(config);
   std::string out = "oauth2 client credentials (token url " + redact_url(c.token_url) +
                     ", client id " + c.client_id + ", secret '" + c.client_secret_name + "')";
-  return out;
+  return out + describe_tls(config.tls);
 }
 
 // ---- AuthProfiles ----
@@ -343,11 +447,13 @@ Result<std::shared_ptr<const AuthProfiles::Profile>> AuthProfiles::make_profile(
   p->description = describe_auth_profile(config);
   if (const auto *c = std::get_if<OAuth2Config>(&config)) {
     // Token requests go through the profiles' own client, on the loop (get_token is only
-    // called from authorize(), which runs there).
+    // called from authorize(), which runs there), with the profile's TLS options: the token
+    // endpoint may sit behind the same private CA or ask for the same client certificate.
     HttpClient *client = token_client_.get();
     p->oauth2 = std::make_unique<OAuth2TokenManager>(
         *c, options_.secrets,
-        [client](HttpRequest request, OAuth2TokenManager::ResponseCallback done) {
+        [client, tls = config.tls](HttpRequest request, OAuth2TokenManager::ResponseCallback done) {
+          if (has_tls_settings(tls)) request.tls = tls;
           client->start(std::move(request), std::move(done));
         });
   }
@@ -360,6 +466,7 @@ Status AuthProfiles::set(std::string name, AuthProfileConfig config) {
   if (!p.ok()) return p.error();
   IVR_LOG(options_.logger, info, "auth", "auth profile '%s': %s", name.c_str(),
           p.value()->description.c_str());
+  warn_if_unverified(options_.logger, name, p.value()->config.tls);
   std::shared_ptr<const Table> old;  // released outside the lock
   {
     std::lock_guard lock(mu_);
@@ -377,12 +484,15 @@ Status AuthProfiles::replace_all(AuthProfileMap profiles) {
     if (!p.ok()) return p.error();
     next->emplace(name, std::move(p).value());
   }
+  const std::shared_ptr<const Table> configured = next;
   std::shared_ptr<const Table> old;
   {
     std::lock_guard lock(mu_);
     old = std::exchange(table_, std::move(next));
   }
   IVR_LOG(options_.logger, info, "auth", "%zu auth profile(s) configured", profiles.size());
+  for (const auto &[name, p] : *configured)
+    warn_if_unverified(options_.logger, name, p->config.tls);
   return {};
 }
 
@@ -436,6 +546,9 @@ void AuthProfiles::authorize(const std::string &profile, HttpRequest &request,
     done(Error{Errc::not_found, "no such auth profile"});
     return;
   }
+  // The profile's TLS options replace the request's as a whole (a mix of the two could pair
+  // one server's CA with another's client certificate).
+  if (has_tls_settings(p->config.tls)) request.tls = p->config.tls;
   if (const auto *scheme = std::get_if<AuthConfig>(&p->config)) {
     // The signing time is read now, for this attempt (a retry is signed again).
     Status s = apply_auth(request, *scheme, *options_.secrets, options_.clock());

@@ -6,9 +6,12 @@
 //
 //   {"crm": {"type": "bearer", "token_secret": "crm.token"},
 //    "idp": {"type": "oauth2", "token_url": "https://idp.example/token",
-//            "client_id": "ivr", "client_secret_secret": "idp.secret"}}
+//            "client_id": "ivr", "client_secret_secret": "idp.secret",
+//            "tls": {"ca_file": "/etc/ivr/idp-ca.pem"}}}
 //
-// docs/net.md ("HTTP service") lists every field.
+// Any profile may carry "tls" (a private CA, a client certificate for mutual TLS); it is
+// applied to every request the profile authorizes and to OAuth2 token requests.
+// docs/net.md ("Auth profiles") lists every field.
 #pragma once
 
 #include <chrono>
@@ -35,8 +38,15 @@ struct event_base;
 
 namespace ivr::net {
 
-// One profile: a scheme applied in place, or OAuth2 client credentials.
-using AuthProfileConfig = std::variant<AuthConfig, OAuth2Config>;
+// One profile: a scheme applied in place, or OAuth2 client credentials, plus the TLS
+// options of its requests. Derived from the variant so std::get, std::get_if and std::visit
+// work on it as before.
+struct AuthProfileConfig : std::variant<AuthConfig, OAuth2Config> {
+  using variant::variant;
+  // Replaces a request's own TLS options when has_tls_settings(tls) (the profile knows the
+  // server it authenticates to); with the defaults the request's options are left alone.
+  TlsOptions tls;
+};
 using AuthProfileMap = std::map<std::string, AuthProfileConfig, std::less<>>;
 
 // A profile name is an identifier: 1-64 characters of A-Z a-z 0-9 _, not starting with a
@@ -52,11 +62,16 @@ Result<AuthProfileMap> parse_auth_profiles(std::string_view json_text,
 Result<AuthProfileMap> parse_auth_profiles(const json::Value &profiles,
                                            std::string_view path = "auth");
 
-// Checks a profile without its secrets' values (field rules of auth.h and oauth2.h).
-// Errors read "<field>: <reason>".
+// Whether any TLS option differs from the defaults (a CA, a client certificate, verify off).
+bool has_tls_settings(const TlsOptions &tls);
+
+// Checks a profile without its secrets' values (field rules of auth.h and oauth2.h), and
+// that its TLS files exist and are readable (a file-system check, so call it off the loop
+// when they may sit on slow storage). Errors read "<field>: <reason>":
+// "tls.ca_file: cannot read /x/ca.pem: No such file or directory".
 Status validate_auth_profile(const AuthProfileConfig &config);
 
-// One line for logs, naming secrets by name only.
+// One line for logs, naming secrets by name only and TLS files by path (never contents).
 std::string describe_auth_profile(const AuthProfileConfig &config);
 
 struct AuthProfilesOptions {
@@ -83,6 +98,7 @@ class AuthProfiles final : public RequestAuthorizer {
   // Configuration, callable from any thread. A profile is replaced as a whole: requests
   // already being authorized finish with the profile they started with, later ones use the
   // new one (an OAuth2 profile starts with no token). Errors name the profile and the field.
+  // A profile with TLS verification off is logged as a warning.
   Status set(std::string name, AuthProfileConfig config);
   // Replaces every profile at once, or (on any error) none.
   Status replace_all(AuthProfileMap profiles);
@@ -92,7 +108,9 @@ class AuthProfiles final : public RequestAuthorizer {
   // Token statistics of an OAuth2 profile (nullopt for other schemes and unknown names).
   std::optional<OAuth2TokenManager::Stats> oauth2_stats(std::string_view name) const;
 
-  // RequestAuthorizer, on the loop thread.
+  // RequestAuthorizer, on the loop thread. authorize() first sets request.tls to the
+  // profile's TLS options when it has any (see AuthProfileConfig::tls), then applies the
+  // scheme.
   bool has_profile(const std::string &profile) const override;
   void authorize(const std::string &profile, HttpRequest &request,
                  std::function<void(Status)> done) override;

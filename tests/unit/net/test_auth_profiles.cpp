@@ -4,11 +4,20 @@
 #include <doctest/doctest.h>
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include "common/json.h"
@@ -31,7 +40,55 @@ TestHttpServer &server() {
   return shared;
 }
 
+// Serves HTTPS (test CA) and HTTPS that requires a client certificate, besides HTTP.
+TestHttpServer &tls_server() {
+  static TestHttpServer shared({.tls = true, .mtls = true});
+  return shared;
+}
+
 const std::string kClientSecret = "ivr-test-secret";  // what the test server expects
+
+// A temporary directory of small files, removed at the end of the test.
+class TempFiles {
+ public:
+  TempFiles() {
+    char dir_template[] = "/tmp/ivr-auth-tls-XXXXXX";
+    if (!mkdtemp(dir_template)) throw std::runtime_error("mkdtemp failed");
+    dir_ = dir_template;
+  }
+  ~TempFiles() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  TempFiles(const TempFiles &) = delete;
+  TempFiles &operator=(const TempFiles &) = delete;
+  std::string write(const std::string &name, const std::string &content) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << content;
+    return path;
+  }
+  const std::string &dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+// Log lines at warn and above.
+struct CapturedLog {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  ivr::LoggerPtr logger() {
+    return std::make_shared<ivr::Logger>(ivr::LogLevel::warn,
+                                         [this](ivr::LogLevel, const char *, const char *m) {
+                                           std::lock_guard lock(mu);
+                                           lines.emplace_back(m);
+                                         });
+  }
+  size_t count(const std::string &line) {
+    std::lock_guard lock(mu);
+    return static_cast<size_t>(std::count(lines.begin(), lines.end(), line));
+  }
+};
 
 std::shared_ptr<MapSecretStore> test_secrets() {
   auto s = std::make_shared<MapSecretStore>();
@@ -239,9 +296,24 @@ TEST_CASE("auth profiles: configuration errors name the field path") {
       {R"({"crm": {"type": "kerberos"}})",
        "auth.crm.type: must be basic, bearer, api_key, hmac, sigv4, oauth2 or none"},
       {R"({"crm": {"type": "bearer", "token_secret": "a", "tokn": 1}})",
-       "auth.crm.tokn: unknown field (this type has: token_secret)"},
-      {R"({"crm": {"type": "none", "x": 1}})",
-       "auth.crm.x: unknown field (this type has: no other fields)"},
+       "auth.crm.tokn: unknown field (this type has: token_secret, tls)"},
+      {R"({"crm": {"type": "none", "x": 1}})", "auth.crm.x: unknown field (this type has: tls)"},
+      {R"({"crm": {"type": "bearer", "token_secret": "a", "tls": true}})",
+       "auth.crm.tls: must be an object"},
+      {R"({"crm": {"type": "bearer", "token_secret": "a", "tls": {"cafile": "/x"}}})",
+       "auth.crm.tls.cafile: unknown field (tls has: ca_file, client_cert, client_key, verify)"},
+      {R"({"crm": {"type": "none", "tls": {"ca_file": 5}}})",
+       "auth.crm.tls.ca_file: must be a string"},
+      {R"({"crm": {"type": "none", "tls": {"ca_file": ""}}})",
+       "auth.crm.tls.ca_file: must not be empty"},
+      {R"({"crm": {"type": "none", "tls": {"verify": "no"}}})",
+       "auth.crm.tls.verify: must be true or false"},
+      {R"({"crm": {"type": "none", "tls": {"client_cert": "/c.pem"}}})",
+       "auth.crm.tls.client_key: missing (client_cert needs its private key)"},
+      {R"({"crm": {"type": "none", "tls": {"client_key": "/c.key"}}})",
+       "auth.crm.tls.client_cert: missing (client_key goes with a client certificate)"},
+      {R"({"crm": {"type": "bearer", "tls": {"ca_file": "/x"}}})",
+       "auth.crm.token_secret: missing"},
       {R"({"crm": "bearer"})", "auth.crm: must be an object"},
       {R"(["crm"])", "auth: must be an object of named auth profiles"},
       {R"({"9crm": {"type": "none"}})",
@@ -352,6 +424,186 @@ TEST_CASE("auth profiles: names, replacement and validation") {
   CHECK(p.names() == std::vector<std::string>{"a", "b"});
   CHECK_FALSE(p.has_profile("crm"));
   CHECK_FALSE(p.oauth2_stats("a").has_value());
+}
+
+TEST_CASE("auth profiles: tls parses on every type") {
+  AuthProfileMap m = parse_ok(R"({
+    "crm": {"type": "bearer", "token_secret": "crm.token",
+            "tls": {"ca_file": "/etc/ivr/crm-ca.pem", "client_cert": "/etc/ivr/ivr.crt",
+                    "client_key": "/etc/ivr/ivr.key", "verify": true}},
+    "idp": {"type": "oauth2", "token_url": "https://idp.example/token", "client_id": "ivr",
+            "client_secret_secret": "idp.secret", "tls": {"ca_file": "/etc/ivr/idp-ca.pem"}},
+    "lab": {"type": "none", "tls": {"verify": false}},
+    "empty": {"type": "none", "tls": {}},
+    "plain": {"type": "basic", "username": "a", "password_secret": "p"}
+  })");
+  const TlsOptions &crm = m.at("crm").tls;
+  CHECK(std::get<BearerAuth>(std::get<AuthConfig>(m.at("crm"))).token_secret == "crm.token");
+  CHECK(crm.ca_file == "/etc/ivr/crm-ca.pem");
+  CHECK(crm.client_cert == "/etc/ivr/ivr.crt");
+  CHECK(crm.client_key == "/etc/ivr/ivr.key");
+  CHECK(crm.verify);
+  CHECK(has_tls_settings(crm));
+  CHECK(std::get<OAuth2Config>(m.at("idp")).client_id == "ivr");
+  CHECK(m.at("idp").tls.ca_file == "/etc/ivr/idp-ca.pem");
+  CHECK(m.at("idp").tls.client_cert.empty());
+  CHECK(m.at("idp").tls.verify);  // the default
+  CHECK_FALSE(m.at("lab").tls.verify);
+  CHECK(has_tls_settings(m.at("lab").tls));
+  CHECK_FALSE(has_tls_settings(m.at("empty").tls));
+  CHECK_FALSE(has_tls_settings(m.at("plain").tls));
+  // std::visit still sees the scheme variant.
+  CHECK(std::visit(
+      [](const auto &c) { return std::is_same_v<std::decay_t<decltype(c)>, AuthConfig>; },
+      m.at("plain")));
+  CHECK(std::holds_alternative<OAuth2Config>(m.at("idp")));
+}
+
+TEST_CASE("auth profiles: tls files are checked when a profile is set") {
+  TestLoop loop;
+  CapturedLog log;
+  AuthProfilesOptions o = options_with(test_secrets());
+  o.logger = log.logger();
+  auto made = AuthProfiles::create(loop.base(), o);
+  REQUIRE(made.ok());
+  AuthProfiles &p = **made;
+  TempFiles files;
+  const std::string ca = files.write("ca.pem", "not really a CA\n");
+  const std::string cert = files.write("ivr.crt", "not really a certificate\n");
+  const std::string key = files.write("ivr.key", "PRIVATE-KEY-MATERIAL-123\n");
+
+  AuthProfileConfig good = AuthConfig{BearerAuth{"crm.token"}};
+  good.tls = {ca, cert, key, true};
+  REQUIRE(p.set("crm", good).ok());
+  CHECK(*p.describe("crm") ==
+        "bearer (token from secret 'crm.token'); tls ca " + ca + ", client cert " + cert);
+  CHECK(p.describe("crm")->find("PRIVATE-KEY-MATERIAL") == std::string::npos);
+  CHECK(log.lines.empty());
+
+  auto refused = [&](AuthProfileConfig config) {
+    Status s = p.set("bad", std::move(config));
+    REQUIRE_FALSE(s.ok());
+    CHECK_FALSE(p.has_profile("bad"));
+    return s.error().message;
+  };
+  AuthProfileConfig missing = AuthConfig{NoAuth{}};
+  missing.tls.ca_file = files.dir() + "/absent.pem";
+  CHECK(refused(missing) == "auth profile 'bad': tls.ca_file: cannot read " + files.dir() +
+                                "/absent.pem: No such file or directory");
+  AuthProfileConfig dir = AuthConfig{NoAuth{}};
+  dir.tls.ca_file = files.dir();
+  CHECK(refused(dir) ==
+        "auth profile 'bad': tls.ca_file: cannot read " + files.dir() + ": is a directory");
+  AuthProfileConfig no_key = AuthConfig{NoAuth{}};
+  no_key.tls.client_cert = cert;
+  CHECK(refused(no_key) ==
+        "auth profile 'bad': tls.client_key: missing (client_cert needs its private key)");
+  AuthProfileConfig no_cert = AuthConfig{NoAuth{}};
+  no_cert.tls.client_key = key;
+  CHECK(refused(no_cert) ==
+        "auth profile 'bad': tls.client_cert: missing (client_key goes with a client "
+        "certificate)");
+  AuthProfileConfig gone_key = AuthConfig{NoAuth{}};
+  gone_key.tls = {"", cert, files.dir() + "/gone.key", true};
+  const std::string gone = refused(gone_key);
+  CHECK(gone == "auth profile 'bad': tls.client_key: cannot read " + files.dir() +
+                    "/gone.key: No such file or directory");
+  // OAuth2 profiles are checked the same way.
+  OAuth2Config oauth;
+  oauth.token_url = "https://idp.example/token";
+  oauth.client_id = "ivr";
+  oauth.client_secret_name = "idp.secret";
+  AuthProfileConfig idp = oauth;
+  idp.tls.client_cert = files.dir() + "/absent.crt";
+  idp.tls.client_key = key;
+  CHECK(refused(idp) == "auth profile 'bad': tls.client_cert: cannot read " + files.dir() +
+                            "/absent.crt: No such file or directory");
+  // replace_all refuses the whole set.
+  AuthProfileMap set;
+  set.emplace("ok", AuthConfig{NoAuth{}});
+  set.emplace("bad", missing);
+  CHECK_FALSE(p.replace_all(set).ok());
+  CHECK(p.names() == std::vector<std::string>{"crm"});
+  // Without permission (root reads everything, so only as another user).
+  if (geteuid() != 0) {
+    const std::string locked = files.write("locked.key", "x");
+    REQUIRE(chmod(locked.c_str(), 0) == 0);
+    AuthProfileConfig denied = AuthConfig{NoAuth{}};
+    denied.tls = {"", cert, locked, true};
+    CHECK(refused(denied) ==
+          "auth profile 'bad': tls.client_key: cannot read " + locked + ": Permission denied");
+  }
+  // The parsed shape goes through the same checks.
+  CHECK(validate_auth_profile(parse_ok(R"({"x": {"type": "none", "tls": {"ca_file": ")" +
+                                       files.dir() + R"(/nope.pem"}}})")
+                                  .at("x"))
+            .error()
+            .message ==
+        "tls.ca_file: cannot read " + files.dir() + "/nope.pem: No such file or directory");
+
+  // Verification off is allowed, and said loudly.
+  AuthProfileConfig lab = AuthConfig{NoAuth{}};
+  lab.tls.verify = false;
+  REQUIRE(p.set("lab", lab).ok());
+  CHECK(*p.describe("lab") == "none; tls verification off");
+  CHECK(log.count("auth profile 'lab': TLS verification is off") == 1);
+  REQUIRE(p.replace_all(parse_ok(R"({"lab2": {"type": "none", "tls": {"verify": false}},
+                                     "ok": {"type": "none"}})"))
+              .ok());
+  CHECK(log.count("auth profile 'lab2': TLS verification is off") == 1);
+  CHECK(log.lines.size() == 2);
+}
+
+TEST_CASE("auth profiles: authorize() sets the request's TLS options") {
+  TestLoop loop;
+  auto made = AuthProfiles::create(loop.base(), options_with(test_secrets()));
+  REQUIRE(made.ok());
+  AuthProfiles &p = **made;
+  TempFiles files;
+  const std::string ca = files.write("ca.pem", "ca\n");
+  const std::string cert = files.write("ivr.crt", "cert\n");
+  const std::string key = files.write("ivr.key", "key\n");
+  AuthProfileConfig crm = AuthConfig{BearerAuth{"crm.token"}};
+  crm.tls = {ca, cert, key, true};
+  REQUIRE(p.set("crm", crm).ok());
+  AuthProfileConfig open = AuthConfig{NoAuth{}};
+  open.tls.ca_file = ca;
+  REQUIRE(p.set("open", open).ok());
+  REQUIRE(p.set("plain", AuthConfig{BearerAuth{"crm.token"}}).ok());
+
+  auto authorize = [&](const char *profile, HttpRequest &req) {
+    std::optional<Status> st;
+    p.authorize(profile, req, [&](Status s) { st = std::move(s); });
+    REQUIRE(st.has_value());  // static schemes answer at once
+    CHECK(st->ok());
+  };
+  HttpRequest own;  // the request's own settings
+  own.url = "https://crm.example/x";
+  own.tls = {"/own/ca.pem", "/own/c.crt", "/own/c.key", false};
+
+  HttpRequest a = own;
+  authorize("crm", a);
+  CHECK(a.tls.ca_file == ca);
+  CHECK(a.tls.client_cert == cert);
+  CHECK(a.tls.client_key == key);
+  CHECK(a.tls.verify);
+  CHECK(a.headers == Headers{{"Authorization", "Bearer bearer-token-123"}});
+
+  // The profile's options replace the request's as a whole.
+  HttpRequest b = own;
+  authorize("open", b);
+  CHECK(b.tls.ca_file == ca);
+  CHECK(b.tls.client_cert.empty());
+  CHECK(b.tls.client_key.empty());
+  CHECK(b.tls.verify);
+  CHECK(b.headers.empty());
+
+  // A profile without TLS settings leaves them alone.
+  HttpRequest c = own;
+  authorize("plain", c);
+  CHECK(c.tls.ca_file == "/own/ca.pem");
+  CHECK(c.tls.client_cert == "/own/c.crt");
+  CHECK_FALSE(c.tls.verify);
 }
 
 TEST_CASE("auth profiles: each scheme reaches the server") {
@@ -586,4 +838,63 @@ TEST_CASE("auth profiles: a token fetch in flight when everything is destroyed")
   }
   loop.run_for(200ms);
   CHECK(calls == 0);
+}
+
+TEST_CASE("auth profiles: a private CA and a client certificate end to end") {
+  const TestHttpServer &s = tls_server();
+  Rig rig;
+  const std::string tls_of_ca = R"("tls": {"ca_file": ")" + s.ca_file() + R"("})";
+  const std::string tls_of_client = R"("tls": {"ca_file": ")" + s.ca_file() +
+                                    R"(", "client_cert": ")" + s.client_cert() +
+                                    R"(", "client_key": ")" + s.client_key() + R"("})";
+  rig.configure(R"({
+    "private_ca": {"type": "bearer", "token_secret": "crm.token", )" +
+                tls_of_ca + R"(},
+    "system_ca": {"type": "bearer", "token_secret": "crm.token"},
+    "mtls": {"type": "bearer", "token_secret": "crm.token", )" +
+                tls_of_client + R"(},
+    "unverified": {"type": "none", "tls": {"verify": false}}
+  })");
+
+  // HTTPS signed by the test CA: trusted only by the profile that names it.
+  CHECK(echoed(rig.fetch("private_ca", s.tls_url("/echo")), "Authorization") ==
+        "Bearer bearer-token-123");
+  FetchResult untrusted = rig.fetch("system_ca", s.tls_url("/echo"));
+  CHECK(untrusted.reason == "tls");
+  CHECK(untrusted.response.status == 0);
+  CHECK(echoed(rig.fetch("unverified", s.tls_url("/echo")), "Authorization") == "");
+
+  // The mTLS port: the client certificate gets in, the CA alone does not.
+  CHECK(echoed(rig.fetch("mtls", s.mtls_url("/echo")), "Authorization") ==
+        "Bearer bearer-token-123");
+  FetchResult refused = rig.fetch("private_ca", s.mtls_url("/echo"));
+  CHECK(refused.reason == "tls");
+  CHECK(refused.response.status == 0);
+  // And again with the certificate after the refusal (no state carried over either way).
+  CHECK(rig.fetch("mtls", s.mtls_url("/status/200")).response.status == 200);
+}
+
+TEST_CASE("auth profiles: an OAuth2 token endpoint behind mutual TLS") {
+  const TestHttpServer &s = tls_server();
+  Rig rig;
+  const std::string token_url = s.mtls_url("/oauth/token");
+  SUBCASE("the token request presents the profile's client certificate") {
+    rig.configure(oauth2_json(token_url, "idp.secret",
+                              R"(, "tls": {"ca_file": ")" + s.ca_file() + R"(", "client_cert": ")" +
+                                  s.client_cert() + R"(", "client_key": ")" + s.client_key() +
+                                  R"("})"));
+    FetchResult r = rig.fetch("idp", s.mtls_url("/protected"));
+    REQUIRE_MESSAGE(r.reason == "", r.error);
+    CHECK(r.response.status == 200);
+    CHECK(rig.profiles->oauth2_stats("idp")->fetches == 1);
+  }
+  SUBCASE("without it the token request fails: reason auth") {
+    rig.configure(
+        oauth2_json(token_url, "idp.secret", R"(, "tls": {"ca_file": ")" + s.ca_file() + R"("})"));
+    FetchResult r = rig.fetch("idp", s.mtls_url("/protected"));
+    CHECK(r.reason == "auth");
+    CHECK(r.attempts == 0);
+    CHECK(r.error.rfind("auth profile 'idp': oauth2 (127.0.0.1): ", 0) == 0);
+    CHECK(r.error.find(kClientSecret) == std::string::npos);
+  }
 }
