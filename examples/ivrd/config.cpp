@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -255,6 +256,62 @@ void parse_webhooks(element value, const fs::path &base, Config &c) {
   }
   if (!has_spool) fail("webhooks.spool_dir", "missing (where events wait until delivered)");
 }
+std::string json_string(std::string_view s) {
+  std::string out = "\"";
+  for (char ch : s) {
+    auto u = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (u < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", u);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+// The auth profiles as given, with the file names of each profile's "tls" resolved against
+// the configuration file's directory (like every path here); the engine checks the rest.
+std::string auth_with_resolved_paths(element auth, const fs::path &base) {
+  std::string out = "{";
+  for (auto [name, profile] : simdjson::dom::object(auth)) {
+    if (out.size() > 1) out += ",";
+    out += json_string(name) + ":";
+    simdjson::dom::object fields;
+    if (profile.get_object().get(fields) != simdjson::SUCCESS) {
+      out += simdjson::minify(profile);
+      continue;
+    }
+    std::string p = "{";
+    for (auto [key, value] : fields) {
+      if (p.size() > 1) p += ",";
+      p += json_string(key) + ":";
+      simdjson::dom::object tls;
+      if (key != "tls" || value.get_object().get(tls) != simdjson::SUCCESS) {
+        p += simdjson::minify(value);
+        continue;
+      }
+      std::string t = "{";
+      for (auto [tkey, tvalue] : tls) {
+        if (t.size() > 1) t += ",";
+        std::string_view file;
+        bool is_path = tkey == "ca_file" || tkey == "client_cert" || tkey == "client_key";
+        if (is_path && tvalue.get_string().get(file) == simdjson::SUCCESS && !file.empty())
+          t += json_string(tkey) + ":" + json_string(resolve(base, std::string(file)));
+        else
+          t += json_string(tkey) + ":" + simdjson::minify(tvalue);
+      }
+      p += t + "}";
+    }
+    out += p + "}";
+  }
+  return out + "}";
+}
+
 // {"crm": {"url": "postgresql://ivr@127.0.0.1:5432/crm", "password_secret": "crm_db"}}
 void parse_databases(element value, const fs::path &base, Config &c) {
   for (auto &[name, v] : members(value, "databases", {})) {
@@ -393,7 +450,7 @@ Config load_config(const std::string &path) {
       // Checked field by field by the engine (ivr_engine_set_auth_profiles).
       if (v.type() != element_type::OBJECT)
         fail("auth", "must be an object of named auth profiles");
-      c.auth_profiles = simdjson::minify(v);
+      c.auth_profiles = auth_with_resolved_paths(v, base);
     } else {
       parse_entry_points(v, c);
       has_entry_points = true;
