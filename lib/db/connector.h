@@ -36,8 +36,8 @@ struct Rows {
 enum class DbErrc : uint8_t {
   none,
   timeout,    // the connector gave up waiting (the engine also enforces timeout_ms)
-  connect,    // the server is unreachable or the connection broke
-  query,      // the server refused the statement (syntax, constraint, wrong type, auth)
+  connect,    // the server is unreachable, refused the login, or the connection broke
+  query,      // the server refused the statement (syntax, constraint, wrong type)
   busy,       // too many queries waiting for a connection
   cancelled,  // cancel()
 };
@@ -81,6 +81,7 @@ struct ConnectorConfig {
   // sqlite:///abs/path.db, sqlite:relative.db, sqlite::memory:
   // postgresql://user@host:port/db?param=value (libpq's URI form; postgres:// too)
   // redis://[user@]host:port[/db], unix:///path/redis.sock[?db=N]
+  // Hosts are IP literals, localhost or socket paths: resolving a name would block the loop.
   std::string url;
   std::string password;          // from a secret; "" for none
   unsigned pool_size = 2;        // connections (PostgreSQL), worker threads (SQLite: 1..8)

@@ -4,6 +4,7 @@
 #include "db/redis.h"
 #include "db/sqlite.h"
 
+#include <arpa/inet.h>
 #include <libpq-fe.h>
 
 namespace ivr::db {
@@ -43,7 +44,34 @@ Status check_config(const ConnectorConfig &config) {
       while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
       return {Errc::invalid_argument, "url: " + why};
     }
+    // libpq resolves a host name with a blocking getaddrinfo() on the engine loop: only
+    // addresses, localhost (the hosts file) and socket directories are accepted.
+    std::string host, hostaddr;
+    for (PQconninfoOption *o = opts; o->keyword; ++o) {
+      if (!o->val) continue;
+      if (std::string_view(o->keyword) == "host") host = o->val;
+      if (std::string_view(o->keyword) == "hostaddr") hostaddr = o->val;
+    }
     PQconninfoFree(opts);
+    if (hostaddr.empty()) {
+      size_t start = 0;
+      while (start <= host.size()) {
+        size_t comma = host.find(',', start);
+        std::string h = host.substr(start, comma == std::string::npos ? std::string::npos
+                                                                      : comma - start);
+        unsigned char buf[16];
+        bool ok = h.empty() || h == "localhost" || h[0] == '/' || h[0] == '@' ||
+                  inet_pton(AF_INET, h.c_str(), buf) == 1 ||
+                  inet_pton(AF_INET6, h.c_str(), buf) == 1;
+        if (!ok)
+          return {Errc::invalid_argument,
+                  "url: host \"" + h +
+                      "\" is a name; resolving it would block the engine: give its IP address "
+                      "(or ?hostaddr=)"};
+        if (comma == std::string::npos) break;
+        start = comma + 1;
+      }
+    }
     if (config.pool_size < 1 || config.pool_size > 16)
       return {Errc::invalid_argument, "pool_size: a PostgreSQL connector has 1 to 16 connections"};
     return {};

@@ -176,7 +176,7 @@ int main(void) {
   CHECK(strcmp(end_path, "hello > lead > create > insert > count > done") == 0);
   CHECK(strcmp(end_reason, "87 gold 1 87") == 0);
   CHECK(strcmp(seen_statement, "lead_by_phone") == 0);
-  CHECK(strcmp(seen_param, "sipp") == 0);
+  CHECK(strcmp(seen_param, "5551234") == 0);
   call_and_wait(opts.sip_port);
   CHECK(strcmp(end_reason, "87 gold 2 87") == 0);
 

@@ -47,6 +47,7 @@ class Server:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.banner: dict[str, str] = {}
         deadline = time.monotonic() + 60
+        line = ""
         for line in self.proc.stdout:
             if line.strip() == "ready" or time.monotonic() > deadline:
                 break
@@ -149,6 +150,7 @@ def test_a_flow_looks_callers_up_over_https_postgresql_redis_and_sqlite(ctx, tmp
     _require_ivrd()
     servers: list[Server] = []
     try:
+        (tmp_path / "tls").mkdir()
         https = Server("http_test_server.py", "--tls", "--dir", str(tmp_path / "tls"))
         servers.append(https)
         (tmp_path / "crm.sql").write_text(
@@ -198,7 +200,7 @@ def test_a_flow_looks_callers_up_over_https_postgresql_redis_and_sqlite(ctx, tmp
         ivrd.start()
 
         def call(number: str) -> str:
-            r = ctx.finish(ctx.sipp_bg("uac_wait_bye.xml", ivrd.port,
+            r = ctx.finish(ctx.sipp_bg("uac_flow_wait_bye.xml", ivrd.port,
                                        extra=["-s", number], timeout_s=30))
             harness.assert_sipp_ok(r)
             return r.call_id(1)

@@ -15,10 +15,10 @@
 
 #include "../net/script_process.h"
 #include "db/redis.h"
-#include "redis_loop.h"
+#include "loop_fixture.h"
 
 using namespace ivr::db;
-using ivr::test::RedisTestLoop;
+using ivr::test::TestLoop;
 using ivr::test::ScriptProcess;
 using namespace std::chrono_literals;
 
@@ -41,13 +41,13 @@ std::string url_of(const ScriptProcess &server, const std::string &path = "/0") 
   return "redis://127.0.0.1:" + std::to_string(server.port("port")) + path;
 }
 
-std::unique_ptr<Connector> open(RedisTestLoop &loop, ConnectorConfig config) {
+std::unique_ptr<Connector> open(TestLoop &loop, ConnectorConfig config) {
   auto c = open_redis(config, loop.context());
   REQUIRE_MESSAGE(c.ok(), c.error().message);
   return std::move(c.value());
 }
 
-std::unique_ptr<Connector> open(RedisTestLoop &loop, const std::string &url) {
+std::unique_ptr<Connector> open(TestLoop &loop, const std::string &url) {
   ConnectorConfig config;
   config.url = url;
   return open(loop, config);
@@ -68,7 +68,7 @@ uint64_t next_id() {
 }
 
 // Runs one query to completion (bounded) and checks it did not complete inside query().
-QueryResult run(RedisTestLoop &loop, Connector &c, QueryRequest r) {
+QueryResult run(TestLoop &loop, Connector &c, QueryRequest r) {
   std::optional<QueryResult> out;
   c.query(next_id(), std::move(r), [&](QueryResult &&res) { out = std::move(res); });
   REQUIRE_FALSE(out.has_value());
@@ -76,7 +76,7 @@ QueryResult run(RedisTestLoop &loop, Connector &c, QueryRequest r) {
   return std::move(*out);
 }
 
-QueryResult run(RedisTestLoop &loop, Connector &c, std::string statement,
+QueryResult run(TestLoop &loop, Connector &c, std::string statement,
                 std::vector<std::optional<std::string>> params = {}) {
   return run(loop, c, request(std::move(statement), std::move(params)));
 }
@@ -112,7 +112,7 @@ uint16_t closed_port() {
 }  // namespace
 
 TEST_CASE("redis: bad URLs are refused with the field and the reason") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto error_of = [&](const std::string &url, const std::string &password = "") {
     ConnectorConfig config;
     config.url = url;
@@ -147,7 +147,7 @@ TEST_CASE("redis: bad URLs are refused with the field and the reason") {
 }
 
 TEST_CASE("redis: strings, missing keys and integers") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto c = open(loop, url_of(shared_server()));
   const std::string k = key("get");
   require_ok(run(loop, *c, "SET", {k, "hello"}));
@@ -173,7 +173,7 @@ TEST_CASE("redis: strings, missing keys and integers") {
 }
 
 TEST_CASE("redis: hashes: HGETALL is one row of fields, HMGET names its columns") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto c = open(loop, url_of(shared_server()));
   const std::string h = key("hash");
   require_ok(run(loop, *c, "HSET", {h, "name", "Ada", "tier", "gold"}));
@@ -207,7 +207,7 @@ TEST_CASE("redis: hashes: HGETALL is one row of fields, HMGET names its columns"
 }
 
 TEST_CASE("redis: arrays are one row per element, truncated at max_rows") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto c = open(loop, url_of(shared_server()));
   const std::string l = key("list");
   require_ok(run(loop, *c, "RPUSH", {l, "a", "b", "c", "d", "e"}));
@@ -235,7 +235,7 @@ TEST_CASE("redis: arrays are one row per element, truncated at max_rows") {
 }
 
 TEST_CASE("redis: a parameter is always exactly one argument") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto c = open(loop, url_of(shared_server()));
   const std::string k = key("inject");
   const std::string nasty = "two words \"quoted\" 'single'\r\nSET pwned 1\r\n*3\r\n$3\r\nSET\r\n";
@@ -256,7 +256,7 @@ TEST_CASE("redis: a parameter is always exactly one argument") {
 }
 
 TEST_CASE("redis: server errors and refused statements are query errors") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto &server = shared_server();
   auto c = open(loop, url_of(server));
   const std::string k = key("str");
@@ -290,7 +290,7 @@ TEST_CASE("redis: server errors and refused statements are query errors") {
 }
 
 TEST_CASE("redis: db number and Unix socket") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto &server = shared_server();
   auto db1 = open(loop, url_of(server, "/1"));
   auto db0 = open(loop, "unix://" + server.value("socket"));
@@ -311,7 +311,7 @@ TEST_CASE("redis: db number and Unix socket") {
 }
 
 TEST_CASE("redis: AUTH with the password secret; a wrong one fails with connect") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto server = start_redis({"--password", "s3cret"});
   const std::string port = server->value("port");
 
@@ -347,7 +347,7 @@ TEST_CASE("redis: AUTH with the password secret; a wrong one fails with connect"
 }
 
 TEST_CASE("redis: a server that is down fails queries promptly with connect") {
-  RedisTestLoop loop;
+  TestLoop loop;
   const uint16_t port = closed_port();
   auto c = open(loop, "redis://127.0.0.1:" + std::to_string(port));
   for (int i = 0; i < 3; ++i) {
@@ -359,7 +359,7 @@ TEST_CASE("redis: a server that is down fails queries promptly with connect") {
 }
 
 TEST_CASE("redis: a server that accepts but never answers: connect deadline") {
-  RedisTestLoop loop;
+  TestLoop loop;
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -380,7 +380,7 @@ TEST_CASE("redis: a server that accepts but never answers: connect deadline") {
 }
 
 TEST_CASE("redis: a slow command times out; the next query works") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto server = start_redis();  // DEBUG SLEEP stalls the whole server: not the shared one
   auto c = open(loop, url_of(*server));
   QueryResult slow = run(loop, *c, request("DEBUG SLEEP", {"0.5"}, 100));
@@ -392,7 +392,7 @@ TEST_CASE("redis: a slow command times out; the next query works") {
 }
 
 TEST_CASE("redis: cancel means no completion; busy beyond max_waiting") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto server = start_redis();
   ConnectorConfig config;
   config.url = url_of(*server);
@@ -426,7 +426,7 @@ TEST_CASE("redis: cancel means no completion; busy beyond max_waiting") {
 }
 
 TEST_CASE("redis: killed and restarted on the same port: connect errors, then success") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto server = start_redis();
   const std::string port = server->value("port");
   ConnectorConfig config;
@@ -465,7 +465,7 @@ TEST_CASE("redis: killed and restarted on the same port: connect errors, then su
 }
 
 TEST_CASE("redis: 1000 concurrent GETs all complete") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto c = open(loop, url_of(shared_server()));
   const std::string k = key("many");
   require_ok(run(loop, *c, "SET", {k, "v"}));
@@ -482,7 +482,7 @@ TEST_CASE("redis: 1000 concurrent GETs all complete") {
 }
 
 TEST_CASE("redis: destroying the connector with queries in flight calls nothing") {
-  RedisTestLoop loop;
+  TestLoop loop;
   auto &server = shared_server();
   int called = 0;
   {

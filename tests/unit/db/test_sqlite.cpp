@@ -1,8 +1,6 @@
 // The SQLite connector against real database files: typed rows, bound parameters, limits,
 // errors, timeouts and cancellation, with answers delivered on a libevent loop.
 #include <doctest/doctest.h>
-#include <event2/event.h>
-#include <event2/thread.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -14,61 +12,14 @@
 
 #include "db/connector.h"
 #include "db/sqlite.h"
+#include "loop_fixture.h"
 
 using namespace ivr::db;
 
 namespace {
 
-// A libevent loop run on the test thread, with a thread-safe post.
-class Loop {
- public:
-  Loop() {
-    static int ready = evthread_use_pthreads();
-    (void)ready;
-    base_ = event_base_new();
-    wake_ = event_new(base_, -1, 0, &Loop::on_wake, this);
-  }
-  ~Loop() {
-    event_free(wake_);
-    event_base_free(base_);
-  }
-  LoopContext context() {
-    LoopContext c;
-    c.base = base_;
-    c.post = [this](std::function<void()> task) {
-      std::lock_guard lock(mu_);
-      tasks_.push_back(std::move(task));
-      event_active(wake_, 0, 0);
-      return true;
-    };
-    return c;
-  }
-  // Runs the loop until pred() or the deadline (10 s); returns pred().
-  bool run_until(const std::function<bool()> &pred, int max_ms = 10000) {
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(max_ms);
-    while (!pred() && std::chrono::steady_clock::now() < end) {
-      timeval tv{0, 5000};
-      event_base_loopexit(base_, &tv);
-      event_base_loop(base_, 0);
-    }
-    return pred();
-  }
-
- private:
-  static void on_wake(int, short, void *self) {
-    auto *l = static_cast<Loop *>(self);
-    std::vector<std::function<void()>> tasks;
-    {
-      std::lock_guard lock(l->mu_);
-      tasks.swap(l->tasks_);
-    }
-    for (auto &t : tasks) t();
-  }
-  event_base *base_;
-  event *wake_;
-  std::mutex mu_;
-  std::vector<std::function<void()>> tasks_;
-};
+using Loop = ivr::test::TestLoop;
+using namespace std::chrono_literals;
 
 struct TempDb {
   std::filesystem::path path;
@@ -212,7 +163,7 @@ TEST_CASE("sqlite: cancel stops a running query; no answer follows") {
   QueryRequest queued;
   queued.statement = "SELECT 1";
   f.conn->query(1001, queued, [&](QueryResult &&) { answered = true; });
-  f.loop.run_until([] { return false; }, 100);
+  f.loop.run_for(100ms);
   f.conn->cancel(1000);
   f.conn->cancel(1001);
   // The worker is free again: a new query is answered.
@@ -281,6 +232,6 @@ TEST_CASE("sqlite: destroying the connector with queries in flight delivers noth
     f.conn->query(9000 + i, q, [&](QueryResult &&) { answered = true; });
   }
   f.conn.reset();
-  f.loop.run_until([] { return false; }, 200);
+  f.loop.run_for(200ms);
   CHECK_FALSE(answered);
 }
