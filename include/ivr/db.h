@@ -40,7 +40,8 @@ typedef struct ivr_db_options {
   int read_only;                   /**< SQLite: open read-only; default 0 */
 } ivr_db_options;
 
-#define IVR_DB_OPTIONS_INIT { IVR_DB_OPTIONS_VERSION, NULL, NULL, 2, 2000, 1000, 0 }
+#define IVR_DB_OPTIONS_INIT \
+  { IVR_DB_OPTIONS_VERSION, NULL, NULL, 2, 2000, 1000, 0 }
 
 /** Fills opts with the defaults of the given version. IVR_EVERSION if unknown. */
 IVR_API int ivr_db_options_init(ivr_db_options *opts, unsigned int version);
@@ -130,8 +131,7 @@ typedef struct ivr_db_value {
  * Sets the result's column names (copied), before any row. Calling it again replaces them
  * and drops the rows added so far. Errors: IVR_EINVAL (NULL name, duplicate name).
  */
-IVR_API int ivr_db_query_set_columns(ivr_db_query *query, const char *const *names,
-                                     size_t count);
+IVR_API int ivr_db_query_set_columns(ivr_db_query *query, const char *const *names, size_t count);
 
 /**
  * Adds a row of count values, one per column (copied). Rows past max_rows are counted as
@@ -154,8 +154,7 @@ typedef enum ivr_db_status {
  * engine no longer waits for is dropped. Any thread.
  * Errors: IVR_EINVAL (not a valid query; status out of range: the query is still freed).
  */
-IVR_API int ivr_db_query_complete(ivr_db_query *query, ivr_db_status status,
-                                  const char *message);
+IVR_API int ivr_db_query_complete(ivr_db_query *query, ivr_db_status status, const char *message);
 
 #ifdef __cplusplus
 }

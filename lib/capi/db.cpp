@@ -36,7 +36,8 @@ extern "C" {
 IVR_API int ivr_db_options_init(ivr_db_options *opts, unsigned int version) {
   if (!opts) return set_error(IVR_EINVAL, "opts: NULL");
   if (version != IVR_DB_OPTIONS_VERSION)
-    return set_error(IVR_EVERSION, "version: unknown db options version " + std::to_string(version));
+    return set_error(IVR_EVERSION,
+                     "version: unknown db options version " + std::to_string(version));
   ivr_db_options defaults = IVR_DB_OPTIONS_INIT;
   *opts = defaults;
   return IVR_OK;
@@ -49,8 +50,8 @@ IVR_API int ivr_engine_add_db(ivr_engine *engine, const char *name,
     return set_error(IVR_EINVAL, "name: 1-64 letters, digits or '_', not starting with a digit");
   if (!opts) return set_error(IVR_EINVAL, "opts: NULL");
   if (opts->version != IVR_DB_OPTIONS_VERSION)
-    return set_error(IVR_EVERSION, "opts.version: unknown db options version " +
-                                       std::to_string(opts->version));
+    return set_error(IVR_EVERSION,
+                     "opts.version: unknown db options version " + std::to_string(opts->version));
   std::string prefix = std::string("db.") + name + ".";
   if (!opts->url || !*opts->url) return set_error(IVR_EINVAL, prefix + "url: required");
   ivr::db::ConnectorConfig config;
@@ -94,10 +95,9 @@ IVR_API int ivr_engine_register_db_connector(ivr_engine *engine, const char *nam
   };
   if (cancel) cb.cancel = [cancel, holder](uint64_t id) { cancel(id, holder.get()); };
   std::string n = name;
-  auto st = engine->engine->databases().add(
-      n, [n, cb](const ivr::db::LoopContext &ctx) {
-        return ivr::core::make_host_connector(n, cb, ctx);
-      });
+  auto st = engine->engine->databases().add(n, [n, cb](const ivr::db::LoopContext &ctx) {
+    return ivr::core::make_host_connector(n, cb, ctx);
+  });
   return st ? IVR_OK : set_error(st.error());
 })}
 
@@ -137,8 +137,8 @@ IVR_API int ivr_db_query_set_columns(ivr_db_query *q, const char *const *names,
   for (size_t i = 0; i < count; ++i) {
     if (!names[i]) return set_error(IVR_EINVAL, "names[" + std::to_string(i) + "]: NULL");
     if (!seen.insert(names[i]).second)
-      return set_error(IVR_EINVAL, "names[" + std::to_string(i) + "]: \"" + names[i] +
-                                       "\" appears twice");
+      return set_error(IVR_EINVAL,
+                       "names[" + std::to_string(i) + "]: \"" + names[i] + "\" appears twice");
     columns.emplace_back(names[i]);
   }
   ivr::db::Rows &rows = q->query->result.rows;
@@ -189,40 +189,41 @@ IVR_API int ivr_db_query_add_row(ivr_db_query *q, const ivr_db_value *values,
   return IVR_OK;
 })}
 
-IVR_API int ivr_db_query_complete(ivr_db_query *q, ivr_db_status status,
-                                  const char *message){IVR_CAPI_GUARD({
-  if (!valid_query(q)) return set_error(IVR_EINVAL, "query: not a valid db query");
-  std::unique_ptr<ivr_db_query> owned(q);
-  owned->magic = kDeadMagic;
-  ivr::db::QueryResult &r = owned->query->result;
-  int rc = IVR_OK;
-  switch (status) {
-    case IVR_DB_OK:
-      break;
-    case IVR_DB_TIMEOUT:
-      r.error = ivr::db::DbErrc::timeout;
-      break;
-    case IVR_DB_CONNECT:
-      r.error = ivr::db::DbErrc::connect;
-      break;
-    case IVR_DB_QUERY:
-      r.error = ivr::db::DbErrc::query;
-      break;
-    case IVR_DB_BUSY:
-      r.error = ivr::db::DbErrc::busy;
-      break;
-    default:
-      r.error = ivr::db::DbErrc::query;
-      rc = set_error(IVR_EINVAL, "status: not an ivr_db_status");
-      break;
-  }
-  if (r.error != ivr::db::DbErrc::none) {
-    r.rows = {};
-    r.message = owned->query->connector + ": " +
-                (message && *message ? message : ivr::db::db_errc_name(r.error));
-  }
-  ivr::core::complete_host_query(std::move(owned->query));
-  return rc;
-})}
+IVR_API int ivr_db_query_complete(ivr_db_query *q, ivr_db_status status, const char *message) {
+  IVR_CAPI_GUARD({
+    if (!valid_query(q)) return set_error(IVR_EINVAL, "query: not a valid db query");
+    std::unique_ptr<ivr_db_query> owned(q);
+    owned->magic = kDeadMagic;
+    ivr::db::QueryResult &r = owned->query->result;
+    int rc = IVR_OK;
+    switch (status) {
+      case IVR_DB_OK:
+        break;
+      case IVR_DB_TIMEOUT:
+        r.error = ivr::db::DbErrc::timeout;
+        break;
+      case IVR_DB_CONNECT:
+        r.error = ivr::db::DbErrc::connect;
+        break;
+      case IVR_DB_QUERY:
+        r.error = ivr::db::DbErrc::query;
+        break;
+      case IVR_DB_BUSY:
+        r.error = ivr::db::DbErrc::busy;
+        break;
+      default:
+        r.error = ivr::db::DbErrc::query;
+        rc = set_error(IVR_EINVAL, "status: not an ivr_db_status");
+        break;
+    }
+    if (r.error != ivr::db::DbErrc::none) {
+      r.rows = {};
+      r.message = owned->query->connector + ": " +
+                  (message && *message ? message : ivr::db::db_errc_name(r.error));
+    }
+    ivr::core::complete_host_query(std::move(owned->query));
+    return rc;
+  })
+}
 
 }  // extern "C"

@@ -129,23 +129,45 @@ uint64_t Databases::query(const std::string &name, db::QueryRequest request, DbA
     if (found != connectors_.end()) found->second.connector->cancel(id);
     // A timer must not be destroyed inside its own callback: finish from the loop.
     loop_->post([this, id, timeout, name] {
-      finish(id, DbAnswer{"timeout",
-                          name + ": no answer within " + std::to_string(timeout) + " ms", {}});
+      if (!pending_.count(id)) return;  // cancelled meanwhile
+      DbAnswer a{"timeout", name + ": no answer within " + std::to_string(timeout) + " ms", {}};
+      log_failure(name, a);
+      finish(id, std::move(a));
     });
   });
   p->deadline->arm(timeout + 50);
   pending_[id] = std::move(p);
-  it->second.connector->query(id, std::move(request), [this, id](db::QueryResult &&r) {
+  it->second.connector->query(id, std::move(request), [this, id, name](db::QueryResult &&r) {
     DbAnswer a;
     if (r.error != db::DbErrc::none) {
       a.reason = db::db_errc_name(r.error);
       a.error = std::move(r.message);
+      log_failure(name, a);
     } else {
       a.rows = std::move(r.rows);
     }
     finish(id, std::move(a));
   });
   return id;
+}
+
+void Databases::log_failure(const std::string &name, const DbAnswer &answer) {
+  auto it = connectors_.find(name);
+  if (it == connectors_.end()) return;
+  Entry &e = it->second;
+  auto now = std::chrono::steady_clock::now();
+  if (e.last_logged != std::chrono::steady_clock::time_point{} &&
+      now - e.last_logged < std::chrono::seconds(10)) {
+    ++e.unlogged;
+    return;
+  }
+  std::string more =
+      e.unlogged ? " (and " + std::to_string(e.unlogged) + " more failures since the last line)"
+                 : "";
+  IVR_LOG(logger_, warn, "db", "connector %s: %s: %s%s", name.c_str(), answer.reason.c_str(),
+          answer.error.c_str(), more.c_str());
+  e.last_logged = now;
+  e.unlogged = 0;
 }
 
 void Databases::cancel(uint64_t id) {

@@ -6,6 +6,7 @@
 // the engine loop). query/cancel on the engine loop; completions run there.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -29,7 +30,8 @@ struct DbAnswer {
 using DbAnswerFn = std::function<void(DbAnswer &&)>;
 
 // Makes a connector on the engine loop (a built-in from its config, or the host's).
-using ConnectorFactory = std::function<Result<std::unique_ptr<db::Connector>>(const db::LoopContext &)>;
+using ConnectorFactory =
+    std::function<Result<std::unique_ptr<db::Connector>>(const db::LoopContext &)>;
 
 class Databases {
  public:
@@ -64,18 +66,23 @@ class Databases {
   struct Entry {
     std::unique_ptr<db::Connector> connector;
     std::string kind;
+    // Failures are logged, but at most one line per 10 s per connector (a database that is
+    // down fails every call's step).
+    std::chrono::steady_clock::time_point last_logged{};
+    uint64_t unlogged = 0;
   };
+  void log_failure(const std::string &name, const DbAnswer &answer);      // loop
   Status make(const std::string &name, const ConnectorFactory &factory);  // loop
   void finish(uint64_t id, DbAnswer &&answer);                            // loop
   void drop_connector(const std::string &name, const std::string &why);   // loop
 
   LoggerPtr logger_;
-  EventLoop *loop_ = nullptr;  // loop thread
-  mutable std::mutex mutex_;   // guards waiting_, kinds_ and run_
-  LoopRunner run_;             // set while attached
+  EventLoop *loop_ = nullptr;                        // loop thread
+  mutable std::mutex mutex_;                         // guards waiting_, kinds_ and run_
+  LoopRunner run_;                                   // set while attached
   std::map<std::string, ConnectorFactory> waiting_;  // added before attach
   std::map<std::string, std::string> kinds_;
-  std::map<std::string, Entry> connectors_;  // loop
+  std::map<std::string, Entry> connectors_;               // loop
   std::map<uint64_t, std::unique_ptr<Pending>> pending_;  // loop
   uint64_t next_id_ = 1;
 };

@@ -116,9 +116,8 @@ Status Engine::start() {
 
   // Database connectors before SIP, so the first call's db steps find them.
   (void)run_on_engine([this] {
-    databases_.attach(*loop_, [this](const std::function<Status()> &fn) {
-      return run_on_engine(fn);
-    });
+    databases_.attach(*loop_,
+                      [this](const std::function<Status()> &fn) { return run_on_engine(fn); });
     return Status{};
   });
 
@@ -215,20 +214,20 @@ Status Engine::add_database(const std::string &name, db::ConnectorConfig config,
   if (auto st = db::check_config(config); !st)
     return Error{st.error().code, "db." + name + "." + st.error().message};
   std::shared_ptr<net::SecretStore> secrets = secrets_;
-  return databases_.add(
-      name, [config, password_secret, secrets](
-                const db::LoopContext &ctx) -> Result<std::unique_ptr<db::Connector>> {
-        db::ConnectorConfig c = config;
-        if (!password_secret.empty()) {
-          auto value = secrets->find(password_secret);
-          if (!value)
-            return Error{Errc::invalid_argument,
-                         "password_secret: no secret \"" + password_secret + "\" (" +
-                             secrets->where(password_secret) + ")"};
-          c.password = *value;
-        }
-        return db::open_connector(c, ctx);
-      });
+  return databases_.add(name,
+                        [config, password_secret, secrets](
+                            const db::LoopContext &ctx) -> Result<std::unique_ptr<db::Connector>> {
+                          db::ConnectorConfig c = config;
+                          if (!password_secret.empty()) {
+                            auto value = secrets->find(password_secret);
+                            if (!value)
+                              return Error{Errc::invalid_argument,
+                                           "password_secret: no secret \"" + password_secret +
+                                               "\" (" + secrets->where(password_secret) + ")"};
+                            c.password = *value;
+                          }
+                          return db::open_connector(c, ctx);
+                        });
 }
 
 Status Engine::set_auth_profiles(std::string_view json) {

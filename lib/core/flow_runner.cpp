@@ -213,8 +213,8 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
   }
   void start_db(const flow::DbStart &ds, uint64_t token) override {
     std::weak_ptr<FlowCall> weak = weak_from_this();
-    uint64_t id = runner_.engine_.databases().query(
-        ds.connector, ds.query, [weak, token](DbAnswer &&a) {
+    uint64_t id =
+        runner_.engine_.databases().query(ds.connector, ds.query, [weak, token](DbAnswer &&a) {
           auto self = weak.lock();
           if (!self || !self->db_.erase(token) || self->ended_) return;
           flow::DbDone d;

@@ -14,7 +14,9 @@ namespace {
 class HostConnector final : public db::Connector {
  public:
   HostConnector(std::string name, HostConnectorCallbacks cb, db::LoopContext loop)
-      : name_(std::move(name)), cb_(std::move(cb)), loop_(std::move(loop)),
+      : name_(std::move(name)),
+        cb_(std::move(cb)),
+        loop_(std::move(loop)),
         state_(std::make_shared<HostConnectorState>()) {}
 
   void query(uint64_t id, db::QueryRequest request, db::QueryDone done) override {

@@ -1,6 +1,5 @@
 #include "db/connector.h"
 
-
 namespace ivr::db {
 
 const char *db_errc_name(DbErrc e) {

@@ -44,7 +44,7 @@ enum class DbErrc : uint8_t {
 const char *db_errc_name(DbErrc e);  // "timeout", "connect", ...
 
 struct QueryRequest {
-  std::string statement;                          // literal, from the flow document
+  std::string statement;                           // literal, from the flow document
   std::vector<std::optional<std::string>> params;  // bound in order; nullopt is NULL
   uint32_t timeout_ms = 3000;
   size_t max_rows = 100;  // rows past this are dropped and truncated set
@@ -83,11 +83,11 @@ struct ConnectorConfig {
   // redis://[user@]host:port[/db], unix:///path/redis.sock[?db=N]
   // Hosts are IP literals, localhost or socket paths: resolving a name would block the loop.
   std::string url;
-  std::string password;          // from a secret; "" for none
-  unsigned pool_size = 2;        // connections (PostgreSQL), worker threads (SQLite: 1..8)
+  std::string password;    // from a secret; "" for none
+  unsigned pool_size = 2;  // connections (PostgreSQL), worker threads (SQLite: 1..8)
   uint32_t connect_timeout_ms = 2000;
-  size_t max_waiting = 1000;     // queries queued for a connection before busy
-  bool read_only = false;        // SQLite: open read-only
+  size_t max_waiting = 1000;  // queries queued for a connection before busy
+  bool read_only = false;     // SQLite: open read-only
 };
 
 // Checks a configuration without opening anything (no I/O, no DNS): the URL's scheme and

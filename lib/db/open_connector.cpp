@@ -17,10 +17,10 @@ bool scheme_is(const std::string &url, std::string_view s) {
 
 Status unsupported_scheme(const std::string &url) {
   size_t colon = url.find(':');
-  return {Errc::unsupported,
-          "url: unsupported scheme " +
-              (colon == std::string::npos ? std::string("(none)") : "\"" + url.substr(0, colon) + "\"") +
-              " (sqlite:, postgresql://, redis://, unix://)"};
+  return {Errc::unsupported, "url: unsupported scheme " +
+                                 (colon == std::string::npos ? std::string("(none)")
+                                                             : "\"" + url.substr(0, colon) + "\"") +
+                                 " (sqlite:, postgresql://, redis://, unix://)"};
 }
 
 }  // namespace
@@ -57,8 +57,8 @@ Status check_config(const ConnectorConfig &config) {
       size_t start = 0;
       while (start <= host.size()) {
         size_t comma = host.find(',', start);
-        std::string h = host.substr(start, comma == std::string::npos ? std::string::npos
-                                                                      : comma - start);
+        std::string h =
+            host.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
         unsigned char buf[16];
         bool ok = h.empty() || h == "localhost" || h[0] == '/' || h[0] == '@' ||
                   inet_pton(AF_INET, h.c_str(), buf) == 1 ||

@@ -773,11 +773,11 @@ class RedisConnector final : public Connector {
 
 Status check_redis_url(const std::string &url) {
   // The form only: the password may still come from a secret when the connector is made.
-  Result<Endpoint> ep = url.rfind("redis://", 0) == 0  ? parse_tcp(std::string_view(url).substr(8))
-                        : url.rfind("unix://", 0) == 0 ? parse_unix(std::string_view(url).substr(7))
-                                                       : Result<Endpoint>(Error{
-                                                             Errc::invalid_argument,
-                                                             "url: not a Redis URL"});
+  Result<Endpoint> ep =
+      url.rfind("redis://", 0) == 0 ? parse_tcp(std::string_view(url).substr(8))
+      : url.rfind("unix://", 0) == 0
+          ? parse_unix(std::string_view(url).substr(7))
+          : Result<Endpoint>(Error{Errc::invalid_argument, "url: not a Redis URL"});
   if (!ep) return ep.error();
   return {};
 }

@@ -180,9 +180,10 @@ class Connection {
       out.rows = {};
       if (rc == SQLITE_INTERRUPT) {
         out.error = job.cancelled ? DbErrc::cancelled : DbErrc::timeout;
-        out.message = "sqlite " + path_ + ": " +
-                      (job.cancelled ? "cancelled" : "no answer within " +
-                                                         std::to_string(req.timeout_ms) + " ms");
+        out.message =
+            "sqlite " + path_ + ": " +
+            (job.cancelled ? "cancelled"
+                           : "no answer within " + std::to_string(req.timeout_ms) + " ms");
       } else {
         fail(out, rc, nullptr);
       }
@@ -230,7 +231,9 @@ class Connection {
 class SqliteConnector final : public Connector {
  public:
   SqliteConnector(const ConnectorConfig &config, std::string path, LoopContext loop)
-      : path_(std::move(path)), max_waiting_(config.max_waiting), loop_(std::move(loop)),
+      : path_(std::move(path)),
+        max_waiting_(config.max_waiting),
+        loop_(std::move(loop)),
         shared_(std::make_shared<Shared>()) {
     unsigned workers = path_ == ":memory:" ? 1 : config.pool_size;
     for (unsigned i = 0; i < workers; ++i)
@@ -264,8 +267,8 @@ class SqliteConnector final : public Connector {
     if (busy) {
       QueryResult r;
       r.error = DbErrc::busy;
-      r.message = "sqlite " + path_ + ": more than " + std::to_string(max_waiting_) +
-                  " queries waiting";
+      r.message =
+          "sqlite " + path_ + ": more than " + std::to_string(max_waiting_) + " queries waiting";
       shared_->waiting[id] = std::move(done);
       // Never complete inside query(): through the loop.
       loop_.post([shared = shared_, id, r = std::move(r)]() mutable {
@@ -303,8 +306,8 @@ class SqliteConnector final : public Connector {
     done(std::move(r));
   }
 
-  static void work(const std::shared_ptr<Shared> &owner, const std::string &path,
-                   bool read_only, const std::function<bool(std::function<void()>)> &post) {
+  static void work(const std::shared_ptr<Shared> &owner, const std::string &path, bool read_only,
+                   const std::function<bool(std::function<void()>)> &post) {
     Shared &shared = *owner;
     Connection conn(path, read_only);
     for (;;) {
@@ -320,8 +323,7 @@ class SqliteConnector final : public Connector {
       if (SteadyClock::now() > job->deadline) {
         job->result.error = DbErrc::timeout;
         job->result.message = "sqlite " + path + ": waited " +
-                              std::to_string(job->request.timeout_ms) +
-                              " ms for a free connection";
+                              std::to_string(job->request.timeout_ms) + " ms for a free connection";
       } else {
         conn.run(*job);
       }

@@ -48,8 +48,8 @@ Db Compiler::compile_db(size_t g, const Value &v, const std::string &ptr) {
         if (auto t = template_of(item, iptr)) d.params.emplace_back(std::move(*t));
       } else if (item.is(Kind::number) || item.is(Kind::boolean)) {
         Template t;
-        t.source = item.is(Kind::boolean) ? (item.boolean ? "true" : "false")
-                                          : number_text(item.number);
+        t.source =
+            item.is(Kind::boolean) ? (item.boolean ? "true" : "false") : number_text(item.number);
         t.parts.push_back({t.source, std::nullopt});
         d.params.emplace_back(std::move(t));
       } else {

@@ -679,8 +679,9 @@ struct Session::Impl {
       ds.query.params.emplace_back(std::move(*r));
     }
     trace(d.connector + ": " + d.statement.substr(0, 120) +
-          (ds.query.params.empty() ? "" : " (" + std::to_string(ds.query.params.size()) +
-                                              (ds.query.params.size() == 1 ? " param)" : " params)")));
+          (ds.query.params.empty() ? ""
+                                   : " (" + std::to_string(ds.query.params.size()) +
+                                         (ds.query.params.size() == 1 ? " param)" : " params)")));
     db_token = next_token++;
     lookup_started = now();
     waiting(Wait::db);
@@ -839,8 +840,9 @@ void Session::on_prompt_done(bool ok) {
   } else if ((m.wait == Wait::http || m.wait == Wait::db) && m.hold_playing) {
     m.hold_playing = false;
     // Hold audio repeats until the answer.
-    if (ok) m.start_hold(m.wait == Wait::http ? std::get<Http>(m.node().spec).hold
-                                              : std::get<Db>(m.node().spec).hold);
+    if (ok)
+      m.start_hold(m.wait == Wait::http ? std::get<Http>(m.node().spec).hold
+                                        : std::get<Db>(m.node().spec).hold);
   }
 }
 

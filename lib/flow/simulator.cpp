@@ -158,8 +158,8 @@ class SimPort : public CallPort {
     auto it = opts_.db.find(node);
     if (it == opts_.db.end() || it->second.empty()) {
       reply.reason = "connector";
-      reply.error = "no simulated answer for node " + node + " (ivr-flow simulate --db " + node +
-                    "=ROWS)";
+      reply.error =
+          "no simulated answer for node " + node + " (ivr-flow simulate --db " + node + "=ROWS)";
       reply.delay_ms = 10;
     } else {
       size_t &used = db_used_[node];

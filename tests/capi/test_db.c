@@ -110,29 +110,31 @@ int main(void) {
   if (!mkdtemp(dir)) return 1;
   snprintf(dbfile, sizeof dbfile, "%s/seen.db", dir);
   snprintf(url, sizeof url, "sqlite://%s", dbfile);
-  snprintf(flow, sizeof flow, "%s",
-           "{\"flow\": \"db\", \"version\": \"1\", \"start\": \"hello\", \"nodes\": {\n"
-           "  \"hello\": {\"verb\": \"answer\", \"next\": \"lead\"},\n"
-           "  \"lead\": {\"verb\": \"db\", \"connector\": \"leads\", \"query\": \"lead_by_phone\",\n"
-           "            \"params\": [\"{{call.from}}\", null], \"max_rows\": 5, \"timeout_ms\": 500,\n"
-           "            \"map\": {\"score\": \"score\"}, \"next\": \"create\",\n"
-           "            \"on_error\": \"failed\", \"on_timeout\": \"slow\"},\n"
-           "  \"create\": {\"verb\": \"db\", \"connector\": \"local\",\n"
-           "              \"query\": \"CREATE TABLE IF NOT EXISTS seen (phone TEXT, score INTEGER)\",\n"
-           "              \"next\": \"insert\", \"on_error\": \"failed\"},\n"
-           "  \"insert\": {\"verb\": \"db\", \"connector\": \"local\",\n"
-           "              \"query\": \"INSERT INTO seen VALUES (?, ?)\",\n"
-           "              \"params\": [\"{{call.from}}\", \"{{vars.score}}\"],\n"
-           "              \"next\": \"count\", \"on_error\": \"failed\"},\n"
-           "  \"count\": {\"verb\": \"db\", \"connector\": \"local\",\n"
-           "             \"query\": \"SELECT count(*) AS n, max(score) AS best FROM seen WHERE phone = ?\",\n"
-           "             \"params\": [\"{{call.from}}\"], \"map\": {\"n\": \"n\", \"best\": \"best\"},\n"
-           "             \"next\": \"done\", \"on_error\": \"failed\"},\n"
-           "  \"done\": {\"verb\": \"hangup\", \"reason\": \"{{vars.score}} "
-           "{{steps.lead.row.tier}} {{vars.n}} {{vars.best}}\"},\n"
-           "  \"slow\": {\"verb\": \"hangup\", \"reason\": \"slow {{steps.lead.reason}}\"},\n"
-           "  \"failed\": {\"verb\": \"hangup\", \"reason\": \"failed {{steps.lead.reason}}"
-           "{{steps.insert.reason}}: {{steps.lead.error}}\"}}}");
+  snprintf(
+      flow, sizeof flow, "%s",
+      "{\"flow\": \"db\", \"version\": \"1\", \"start\": \"hello\", \"nodes\": {\n"
+      "  \"hello\": {\"verb\": \"answer\", \"next\": \"lead\"},\n"
+      "  \"lead\": {\"verb\": \"db\", \"connector\": \"leads\", \"query\": \"lead_by_phone\",\n"
+      "            \"params\": [\"{{call.from}}\", null], \"max_rows\": 5, \"timeout_ms\": 500,\n"
+      "            \"map\": {\"score\": \"score\"}, \"next\": \"create\",\n"
+      "            \"on_error\": \"failed\", \"on_timeout\": \"slow\"},\n"
+      "  \"create\": {\"verb\": \"db\", \"connector\": \"local\",\n"
+      "              \"query\": \"CREATE TABLE IF NOT EXISTS seen (phone TEXT, score INTEGER)\",\n"
+      "              \"next\": \"insert\", \"on_error\": \"failed\"},\n"
+      "  \"insert\": {\"verb\": \"db\", \"connector\": \"local\",\n"
+      "              \"query\": \"INSERT INTO seen VALUES (?, ?)\",\n"
+      "              \"params\": [\"{{call.from}}\", \"{{vars.score}}\"],\n"
+      "              \"next\": \"count\", \"on_error\": \"failed\"},\n"
+      "  \"count\": {\"verb\": \"db\", \"connector\": \"local\",\n"
+      "             \"query\": \"SELECT count(*) AS n, max(score) AS best FROM seen WHERE phone = "
+      "?\",\n"
+      "             \"params\": [\"{{call.from}}\"], \"map\": {\"n\": \"n\", \"best\": \"best\"},\n"
+      "             \"next\": \"done\", \"on_error\": \"failed\"},\n"
+      "  \"done\": {\"verb\": \"hangup\", \"reason\": \"{{vars.score}} "
+      "{{steps.lead.row.tier}} {{vars.n}} {{vars.best}}\"},\n"
+      "  \"slow\": {\"verb\": \"hangup\", \"reason\": \"slow {{steps.lead.reason}}\"},\n"
+      "  \"failed\": {\"verb\": \"hangup\", \"reason\": \"failed {{steps.lead.reason}}"
+      "{{steps.insert.reason}}: {{steps.lead.error}}\"}}}");
 
   snprintf(prompts, sizeof prompts, "%s/prompts", IVR_TEST_BUILD_DIR);
   opts.sip_port = free_udp_port();
@@ -202,8 +204,9 @@ int main(void) {
   CHECK(ivr_engine_remove_db(engine, "leads") == IVR_OK);
   call_and_wait(opts.sip_port);
   CHECK(strcmp(end_path, "hello > lead > failed") == 0);
-  CHECK(strstr(end_reason, "failed connector: db connector: no database connector named \"leads\"") ==
-        end_reason);
+  CHECK(
+      strstr(end_reason, "failed connector: db connector: no database connector named \"leads\"") ==
+      end_reason);
 
   CHECK(ivr_engine_stop(engine, "done") == IVR_OK);
   ivr_engine_free(engine);

@@ -159,13 +159,14 @@ bool parse_db_answer(const std::string &text, SimDbReply *out, std::string *err)
   for (const auto *o : objects) {
     std::vector<ivr::db::Cell> row(rows.columns.size());
     for (const auto &m : o->members) {
-      size_t c = static_cast<size_t>(
-          std::find(rows.columns.begin(), rows.columns.end(), m.key) - rows.columns.begin());
+      size_t c = static_cast<size_t>(std::find(rows.columns.begin(), rows.columns.end(), m.key) -
+                                     rows.columns.begin());
       const ivr::json::Value &v = m.value;
       if (v.is(ivr::json::Kind::boolean))
         row[c] = v.boolean;
       else if (v.is(ivr::json::Kind::number))
-        row[c] = v.integral ? ivr::db::Cell(static_cast<int64_t>(v.number)) : ivr::db::Cell(v.number);
+        row[c] =
+            v.integral ? ivr::db::Cell(static_cast<int64_t>(v.number)) : ivr::db::Cell(v.number);
       else if (v.is(ivr::json::Kind::string))
         row[c] = v.string;
       else if (!v.is(ivr::json::Kind::null)) {
@@ -238,8 +239,10 @@ int main(int argc, char **argv) {
       std::string spec = value(), err;
       size_t eq = spec.find('=');
       SimDbReply reply;
-      if (eq == std::string::npos || eq == 0 || !parse_db_answer(spec.substr(eq + 1), &reply, &err)) {
-        std::fprintf(stderr, "ivr-flow: --db expects NODE=ROWS (JSON), NODE=@FILE or NODE=REASON%s%s\n",
+      if (eq == std::string::npos || eq == 0 ||
+          !parse_db_answer(spec.substr(eq + 1), &reply, &err)) {
+        std::fprintf(stderr,
+                     "ivr-flow: --db expects NODE=ROWS (JSON), NODE=@FILE or NODE=REASON%s%s\n",
                      err.empty() ? "" : ": ", err.c_str());
         return 2;
       }

@@ -23,9 +23,9 @@ TEST_CASE("db config: good URLs of every kind pass") {
        {"sqlite:///var/lib/ivr/dnc.db", "sqlite:dnc.db", "sqlite::memory:",
         "postgresql://ivr@127.0.0.1:5432/crm", "postgres://ivr@[::1]/crm?sslmode=disable",
         "postgresql://ivr@localhost/crm", "postgresql:///crm?host=/run/postgresql",
-        "postgresql://crm.example.com/crm?hostaddr=10.0.0.5",
-        "postgresql://10.0.0.1,10.0.0.2/crm", "redis://127.0.0.1:6379/2",
-        "redis://localhost", "redis://app@127.0.0.1:6380", "unix:///run/redis.sock?db=3"}) {
+        "postgresql://crm.example.com/crm?hostaddr=10.0.0.5", "postgresql://10.0.0.1,10.0.0.2/crm",
+        "redis://127.0.0.1:6379/2", "redis://localhost", "redis://app@127.0.0.1:6380",
+        "unix:///run/redis.sock?db=3"}) {
     INFO(url);
     CHECK(problem(url) == "");
   }
@@ -40,8 +40,9 @@ TEST_CASE("db config: bad URLs and limits name the field and the reason") {
   CHECK(problem("sqlite:x.db", 9).find("pool_size:") == 0);
   CHECK(problem("postgresql://ivr@127.0.0.1/crm", 17).find("pool_size:") == 0);
   CHECK(problem("postgresql://127.0.0.1:5432/crm?nonsense=1").find("url: ") == 0);
-  CHECK(problem("postgresql://db.example.com/crm").find(
-            "url: host \"db.example.com\" is a name; resolving it would block the engine") == 0);
+  CHECK(problem("postgresql://db.example.com/crm")
+            .find("url: host \"db.example.com\" is a name; resolving it would block the engine") ==
+        0);
   CHECK(problem("postgresql://10.0.0.1,db.example.com/crm").find("url: host \"db.example.com\"") ==
         0);
   CHECK(problem("redis://cache.example.com:6379").find("url: ") == 0);

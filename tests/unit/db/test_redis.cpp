@@ -18,8 +18,8 @@
 #include "loop_fixture.h"
 
 using namespace ivr::db;
-using ivr::test::TestLoop;
 using ivr::test::ScriptProcess;
+using ivr::test::TestLoop;
 using namespace std::chrono_literals;
 
 namespace {

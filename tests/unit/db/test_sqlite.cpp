@@ -81,7 +81,8 @@ TEST_CASE("sqlite: typed rows by bound parameters") {
   auto r = f.ask("SELECT name, tier, score, balance, note, big FROM customers WHERE phone = ?",
                  {"+15550100"});
   REQUIRE(r.error == DbErrc::none);
-  CHECK(r.rows.columns == std::vector<std::string>{"name", "tier", "score", "balance", "note", "big"});
+  CHECK(r.rows.columns ==
+        std::vector<std::string>{"name", "tier", "score", "balance", "note", "big"});
   REQUIRE(r.rows.rows.size() == 1);
   const auto &row = r.rows.rows[0];
   CHECK(std::get<std::string>(row[0]) == "Ada");
@@ -94,8 +95,7 @@ TEST_CASE("sqlite: typed rows by bound parameters") {
 
 TEST_CASE("sqlite: a parameter is data, never SQL") {
   Fixture f;
-  auto r = f.ask("SELECT count(*) AS n FROM customers WHERE phone = ?",
-                 {"' OR '1'='1"});
+  auto r = f.ask("SELECT count(*) AS n FROM customers WHERE phone = ?", {"' OR '1'='1"});
   REQUIRE(r.error == DbErrc::none);
   CHECK(std::get<int64_t>(r.rows.rows[0][0]) == 0);
   r = f.ask("INSERT INTO customers (phone, name) VALUES (?, ?)",
@@ -143,8 +143,8 @@ TEST_CASE("sqlite: zero rows, max_rows, and statement errors") {
 TEST_CASE("sqlite: a slow query times out and the worker goes on") {
   Fixture f(1);
   auto r = f.ask(
-      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c",
-      {}, 200);
+      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", {},
+      200);
   CHECK(r.error == DbErrc::timeout);
   CHECK(r.message.find("no answer within 200 ms") != std::string::npos);
   r = f.ask("SELECT name FROM customers WHERE phone = ?", {"+15550101"});

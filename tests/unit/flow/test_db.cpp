@@ -105,9 +105,9 @@ TEST_CASE("db: parameters are rendered and bound, never spliced into the stateme
 
 TEST_CASE("db: typed cells keep their types; huge integers arrive as text") {
   SimulationOptions o;
-  o.db["lookup"] = {rows({"tier", "name", "score", "vip", "balance"},
-                         {{std::string("gold"), std::monostate{}, int64_t{3}, false,
-                           int64_t{9007199254740993}}})};
+  o.db["lookup"] = {rows(
+      {"tier", "name", "score", "vip", "balance"},
+      {{std::string("gold"), std::monostate{}, int64_t{3}, false, int64_t{9007199254740993}}})};
   auto r = run(kLookup, o);
   CHECK(path_text(r) == "lookup > found > plain");  // score 3 is a number: 3 > 5 is false
   CHECK(var(r, "steps.lookup.row.balance") == "9007199254740993");
