@@ -42,19 +42,11 @@ Db Compiler::compile_db(size_t g, const Value &v, const std::string &ptr) {
     for (size_t i = 0; i < params->items.size() && i < kMaxParams; ++i) {
       const Value &item = params->items[i];
       std::string iptr = json::pointer_append(pptr, i);
-      if (item.is(Kind::null)) {
+      if (item.is(Kind::null))
         d.params.emplace_back(std::nullopt);
-      } else if (item.is(Kind::string)) {
-        if (auto t = template_of(item, iptr)) d.params.emplace_back(std::move(*t));
-      } else if (item.is(Kind::number) || item.is(Kind::boolean)) {
-        Template t;
-        t.source =
-            item.is(Kind::boolean) ? (item.boolean ? "true" : "false") : number_text(item.number);
-        t.parts.push_back({t.source, std::nullopt});
-        d.params.emplace_back(std::move(t));
-      } else {
-        problem(item, iptr, "a parameter is a string (template), number, boolean or null");
-      }
+      else if (auto t = template_or_literal(
+                   item, iptr, "a parameter is a string (template), number, boolean or null"))
+        d.params.emplace_back(std::move(*t));
     }
   }
   d.timeout_ms = static_cast<uint32_t>(int_field(v, ptr, "timeout_ms", 100, 60000, 3000));
@@ -62,17 +54,13 @@ Db Compiler::compile_db(size_t g, const Value &v, const std::string &ptr) {
   if (const Value *map = field(v, ptr, "map", Kind::object)) {
     for (const json::Member &m : map->members) {
       std::string mptr = json::pointer_append(ptr + "/map", m.key);
-      std::string var = m.key.rfind("vars.", 0) == 0 ? m.key : "vars." + m.key;
-      bool read_only = m.key.rfind("call.", 0) == 0 || m.key.rfind("steps.", 0) == 0;
-      if (read_only || !valid_dotted(var.substr(5))) {
-        problem_key(m, mptr, "map sets flow variables: \"name\" or \"vars.name\"");
-        continue;
-      }
+      auto var = map_variable(m, mptr);
+      if (!var) continue;
       if (!m.value.is(Kind::string) || m.value.string.empty()) {
         problem(m.value, mptr, "a column name of the first row (a non-empty string)");
         continue;
       }
-      d.map.emplace_back(var, m.value.string);
+      d.map.emplace_back(*var, m.value.string);
     }
   }
   d.hold = prompt_field(v, ptr, "hold");

@@ -132,6 +132,29 @@ std::optional<Template> Compiler::template_of(const Value &v, const std::string 
   return t;
 }
 
+std::optional<Template> Compiler::template_or_literal(const Value &v, const std::string &ptr,
+                                                      const char *what) {
+  if (v.is(Kind::string)) return template_of(v, ptr);
+  if (v.is(Kind::number) || v.is(Kind::boolean)) {
+    Template t;
+    t.source = v.is(Kind::boolean) ? (v.boolean ? "true" : "false") : number_text(v.number);
+    t.parts.push_back({t.source, std::nullopt});
+    return t;
+  }
+  problem(v, ptr, what);
+  return std::nullopt;
+}
+
+std::optional<std::string> Compiler::map_variable(const json::Member &m, const std::string &ptr) {
+  std::string var = m.key.rfind("vars.", 0) == 0 ? m.key : "vars." + m.key;
+  bool read_only = m.key.rfind("call.", 0) == 0 || m.key.rfind("steps.", 0) == 0;
+  if (read_only || !valid_dotted(var.substr(5))) {
+    problem_key(m, ptr, "map sets flow variables: \"name\" or \"vars.name\"");
+    return std::nullopt;
+  }
+  return var;
+}
+
 std::optional<Template> Compiler::template_field(const Value &obj, const std::string &ptr,
                                                  std::string_view key, bool required) {
   const Value *v = field(obj, ptr, key, Kind::string, required);

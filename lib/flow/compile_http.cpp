@@ -209,13 +209,12 @@ void Compiler::http_response_map(const Value &v, const std::string &ptr, Http &h
   if (const Value *map = field(v, ptr, "map", Kind::object)) {
     for (const json::Member &m : map->members) {
       std::string mptr = json::pointer_append(ptr + "/map", m.key);
-      std::string var = m.key.rfind("vars.", 0) == 0 ? m.key : "vars." + m.key;
-      bool read_only = m.key.rfind("call.", 0) == 0 || m.key.rfind("steps.", 0) == 0;
-      if (read_only || !valid_dotted(var.substr(5))) {
-        problem_key(m, mptr, "map sets flow variables: \"name\" or \"vars.name\"");
+      auto target = map_variable(m, mptr);
+      if (!target) {
         bad = true;
         continue;
       }
+      const std::string &var = *target;
       if (!m.value.is(Kind::string)) {
         problem(m.value, mptr,
                 format == net::BodyFormat::xml

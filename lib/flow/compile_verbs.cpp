@@ -263,17 +263,9 @@ void Compiler::compile_node(size_t g, Node &n, const Value &v, const std::string
     if (const Value *args = field(v, ptr, "args", Kind::object)) {
       for (const json::Member &m : args->members) {
         std::string aptr = json::pointer_append(ptr + "/args", m.key);
-        if (m.value.is(Kind::string)) {
-          if (auto t = template_of(m.value, aptr)) c.args.emplace_back(m.key, std::move(*t));
-        } else if (m.value.is(Kind::number) || m.value.is(Kind::boolean)) {
-          Template t;
-          t.source = m.value.is(Kind::boolean) ? (m.value.boolean ? "true" : "false")
-                                               : number_text(m.value.number);
-          t.parts.push_back({t.source, std::nullopt});
-          c.args.emplace_back(m.key, std::move(t));
-        } else {
-          problem(m.value, aptr, "an argument is a string (template), number or boolean");
-        }
+        if (auto t = template_or_literal(m.value, aptr,
+                                         "an argument is a string (template), number or boolean"))
+          c.args.emplace_back(m.key, std::move(*t));
       }
     }
     c.exits = exit_map(g, v, ptr, "exits", false);

@@ -371,7 +371,7 @@ bool is_reserved_verb(std::string_view verb) {
 
 bool is_builtin_verb(std::string_view verb) {
   static constexpr std::string_view kBuiltin[] = {
-      "answer",   "play",  "say",  "gather",  "menu",   "set",    "if",  "switch",
+      "answer",   "play",  "say",  "gather",  "menu",   "set",    "if",   "switch",
       "schedule", "pause", "goto", "subflow", "return", "hangup", "http", "db"};
   return is_reserved_verb(verb) ||
          std::find(std::begin(kBuiltin), std::end(kBuiltin), verb) != std::end(kBuiltin);

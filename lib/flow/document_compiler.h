@@ -101,6 +101,12 @@ class Compiler {
   std::optional<rules::Expression> expression_field(const Value &obj, const std::string &ptr,
                                                     std::string_view key, bool required);
   std::optional<Template> template_of(const Value &v, const std::string &ptr);
+  // A string as a template, a number or boolean as its literal text; nullopt (with a
+  // problem saying `what`) for anything else.
+  std::optional<Template> template_or_literal(const Value &v, const std::string &ptr,
+                                              const char *what);
+  // A "map" key: "name" or "vars.name" -> "vars.name"; nullopt (with a problem) otherwise.
+  std::optional<std::string> map_variable(const json::Member &m, const std::string &ptr);
   std::optional<Template> template_field(const Value &obj, const std::string &ptr,
                                          std::string_view key, bool required);
 

@@ -108,21 +108,30 @@ class SimPort : public CallPort {
       r = it->second;
     at(10, [this, token, r] { session->on_custom_done(token, r); });
   }
+  // The node's next scripted answer (the last one repeats), or a failure with `reason` when
+  // the script has none for it.
+  template <typename Reply>
+  Reply next_answer(const std::map<std::string, std::vector<Reply>> &script,
+                    const std::string &node, const char *reason, const char *flag,
+                    const char *form) {
+    Reply reply;
+    auto it = script.find(node);
+    if (it == script.end() || it->second.empty()) {
+      reply.reason = reason;
+      reply.error = "no simulated answer for node " + node + " (ivr-flow simulate " + flag + " " +
+                    node + "=" + form + ")";
+      reply.delay_ms = 10;
+      return reply;
+    }
+    size_t &used = answers_used_[std::string(flag) + " " + node];
+    reply = it->second[std::min(used, it->second.size() - 1)];
+    ++used;
+    return reply;
+  }
   void start_http(const HttpStart &req, uint64_t token) override {
     std::string node = session->current_node();
     requests.emplace_back(node, req);
-    SimHttpReply reply;
-    auto it = opts_.http.find(node);
-    if (it == opts_.http.end() || it->second.empty()) {
-      reply.reason = "connect";
-      reply.error = "no simulated answer for node " + node + " (ivr-flow simulate --http " + node +
-                    "=STATUS:BODY)";
-      reply.delay_ms = 10;
-    } else {
-      size_t &used = http_used_[node];
-      reply = it->second[std::min(used, it->second.size() - 1)];
-      ++used;
-    }
+    SimHttpReply reply = next_answer(opts_.http, node, "connect", "--http", "STATUS:BODY");
     HttpDone done;
     uint32_t delay = reply.delay_ms;
     if (reply.reason.empty() && delay >= req.request.timeout_ms) {
@@ -154,18 +163,7 @@ class SimPort : public CallPort {
   void start_db(const DbStart &req, uint64_t token) override {
     std::string node = session->current_node();
     queries.emplace_back(node, req);
-    SimDbReply reply;
-    auto it = opts_.db.find(node);
-    if (it == opts_.db.end() || it->second.empty()) {
-      reply.reason = "connector";
-      reply.error =
-          "no simulated answer for node " + node + " (ivr-flow simulate --db " + node + "=ROWS)";
-      reply.delay_ms = 10;
-    } else {
-      size_t &used = db_used_[node];
-      reply = it->second[std::min(used, it->second.size() - 1)];
-      ++used;
-    }
+    SimDbReply reply = next_answer(opts_.db, node, "connector", "--db", "ROWS");
     DbDone done;
     uint32_t delay = reply.delay_ms;
     if (delay >= req.query.timeout_ms) {
@@ -258,7 +256,7 @@ class SimPort : public CallPort {
   size_t input_ = 0;
   Events events_;
   std::map<uint64_t, Events::iterator> timers_, lookups_;  // lookups_: http and db steps
-  std::map<std::string, size_t> http_used_, db_used_;
+  std::map<std::string, size_t> answers_used_;             // "--http node" -> answers given
   uint64_t now_ = 0, seq_ = 0, prompt_end_ = 0;
   bool prompt_pending_ = false;
   Events::iterator prompt_event_;

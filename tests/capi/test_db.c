@@ -10,28 +10,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capi_call_end.h"
 #include "capi_sipp.h"
 #include "capi_test.h"
 #include "capi_wait.h"
 
 enum { ANSWER, FAIL, SILENT };
 static int host_mode = ANSWER;
-static int calls_ended = 0, cancels = 0, queries = 0;
+static int cancels = 0, queries = 0;
 static uint64_t cancelled_id = 0, last_id = 0;
-static char end_path[256], end_reason[512], seen_param[64], seen_statement[128];
+static char seen_param[64], seen_statement[128];
 static ivr_db_query *held = NULL; /* a query the host sits on (SILENT) */
-
-static void on_event(const ivr_event *ev, void *user_data) {
-  (void)user_data;
-  pthread_mutex_lock(&mutex);
-  if (ev->type == IVR_EVENT_CALL_ENDED) {
-    snprintf(end_path, sizeof end_path, "%s", ev->flow_path ? ev->flow_path : "");
-    snprintf(end_reason, sizeof end_reason, "%s", ev->reason ? ev->reason : "");
-    calls_ended++;
-  }
-  pthread_cond_broadcast(&cond);
-  pthread_mutex_unlock(&mutex);
-}
 
 /* The host's back end: answers 50 ms later, on its own thread. */
 static void *answer_later(void *arg) {
@@ -142,7 +131,7 @@ int main(void) {
   opts.rtp_port_max = (unsigned short)(base + 19);
   opts.prompt_dir = prompts;
   CHECK(ivr_engine_new(&engine, &opts) == IVR_OK);
-  CHECK(ivr_engine_set_event_callback(engine, on_event, NULL, NULL) == IVR_OK);
+  CHECK(ivr_engine_set_event_callback(engine, on_call_end_event, NULL, NULL) == IVR_OK);
 
   /* Bad arguments name the field. */
   CHECK(ivr_engine_add_db(engine, "local", NULL) == IVR_EINVAL);

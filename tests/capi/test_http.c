@@ -14,26 +14,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "capi_call_end.h"
 #include "capi_sipp.h"
 #include "capi_test.h"
 #include "capi_wait.h"
 
 extern char **environ;
-
-static int calls_ended = 0;
-static char end_path[256], end_reason[512];
-
-static void on_event(const ivr_event *ev, void *user_data) {
-  (void)user_data;
-  pthread_mutex_lock(&mutex);
-  if (ev->type == IVR_EVENT_CALL_ENDED) {
-    snprintf(end_path, sizeof end_path, "%s", ev->flow_path ? ev->flow_path : "");
-    snprintf(end_reason, sizeof end_reason, "%s", ev->reason ? ev->reason : "");
-    calls_ended++;
-  }
-  pthread_cond_broadcast(&cond);
-  pthread_mutex_unlock(&mutex);
-}
 
 /* Starts the test HTTP server; returns its port (0 on failure). Its stdin is a pipe whose
    end we keep: closing it stops the server. */
@@ -110,7 +96,7 @@ int main(void) {
   opts.rtp_port_max = (unsigned short)(base + 19);
   opts.prompt_dir = prompts;
   CHECK(ivr_engine_new(&engine, &opts) == IVR_OK);
-  CHECK(ivr_engine_set_event_callback(engine, on_event, NULL, NULL) == IVR_OK);
+  CHECK(ivr_engine_set_event_callback(engine, on_call_end_event, NULL, NULL) == IVR_OK);
 
   /* Bad input names the field and never a secret. */
   CHECK(ivr_engine_set_auth_profiles(engine, "{\"x\": {\"type\": \"bearer\"}}") == IVR_EINVAL);
