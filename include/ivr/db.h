@@ -151,7 +151,8 @@ typedef enum ivr_db_status {
 /**
  * Finishes the query and frees it (the handle is invalid afterwards). message (copied)
  * explains a failure: it reaches the flow as steps.<node>.error and the logs. A query the
- * engine no longer waits for is dropped. Any thread.
+ * engine no longer waits for is dropped. Any thread, also after the connector was removed or
+ * the engine stopped or freed: every query handed out must still be completed (or leaks).
  * Errors: IVR_EINVAL (not a valid query; status out of range: the query is still freed).
  */
 IVR_API int ivr_db_query_complete(ivr_db_query *query, ivr_db_status status, const char *message);

@@ -50,6 +50,8 @@ Status Databases::remove(const std::string &name) {
 
 void Databases::attach(EventLoop &loop, LoopRunner run) {
   loop_ = &loop;
+  gate_ = std::make_shared<LoopGate>();
+  gate_->loop = &loop;
   std::map<std::string, ConnectorFactory> waiting;
   {
     std::lock_guard lock(mutex_);
@@ -68,15 +70,22 @@ void Databases::detach() {
     run_ = nullptr;
   }
   pending_.clear();
-  connectors_.clear();
+  connectors_.clear();  // SQLite workers are joined here; their last posts are refused
+  if (gate_) {
+    std::lock_guard lock(gate_->mutex);
+    gate_->loop = nullptr;
+  }
+  gate_.reset();
   loop_ = nullptr;
 }
 
 Status Databases::make(const std::string &name, const ConnectorFactory &factory) {
   db::LoopContext ctx;
   ctx.base = loop_->base();
-  EventLoop *loop = loop_;
-  ctx.post = [loop](std::function<void()> task) { return loop->post(std::move(task)); };
+  ctx.post = [gate = gate_](std::function<void()> task) {
+    std::lock_guard lock(gate->mutex);
+    return gate->loop && gate->loop->post(std::move(task));
+  };
   auto made = factory(ctx);
   if (!made) {
     std::lock_guard lock(mutex_);

@@ -76,7 +76,15 @@ class Databases {
   void finish(uint64_t id, DbAnswer &&answer);                            // loop
   void drop_connector(const std::string &name, const std::string &why);   // loop
 
+  // What connectors and host queries post through: cleared at detach, so an answer that
+  // arrives later (a host completing after ivr_engine_free, a SQLite worker finishing) is
+  // dropped instead of touching a loop that is gone.
+  struct LoopGate {
+    std::mutex mutex;
+    EventLoop *loop = nullptr;
+  };
   LoggerPtr logger_;
+  std::shared_ptr<LoopGate> gate_;
   EventLoop *loop_ = nullptr;                        // loop thread
   mutable std::mutex mutex_;                         // guards waiting_, kinds_ and run_
   LoopRunner run_;                                   // set while attached
