@@ -111,27 +111,33 @@ def engine_options(given: Mapping[str, Any]) -> Dict[str, Any]:
     where = "Engine()"
     reject_unknown(where, given, ENGINE_OPTIONS)
     g = dict(given)
+
+    def get(name: str) -> Any:
+        return g.get(name, DEFAULTS.get(name))
+
     o: Dict[str, Any] = {}
-    o["sip_address"] = check_str(where, "sip_address", g.get("sip_address", DEFAULTS["sip_address"]), empty=False)
-    o["sip_port"] = check_int(where, "sip_port", g.get("sip_port", DEFAULTS["sip_port"]), 0, 65535)
+    o["sip_address"] = check_str(where, "sip_address", get("sip_address"), empty=False)
+    o["sip_port"] = check_int(where, "sip_port", get("sip_port"), 0, 65535)
     o["sip_transport"] = check_choice(where, "sip_transport", g.get("sip_transport", "udp"), TRANSPORTS)
     o["rtp_address"] = check_optional_str(where, "rtp_address", g.get("rtp_address"))
-    o["rtp_port_min"] = check_int(where, "rtp_port_min", g.get("rtp_port_min", DEFAULTS["rtp_port_min"]), 1, 65535)
-    o["rtp_port_max"] = check_int(where, "rtp_port_max", g.get("rtp_port_max", DEFAULTS["rtp_port_max"]), 1, 65535)
+    o["rtp_port_min"] = check_int(where, "rtp_port_min", get("rtp_port_min"), 1, 65535)
+    o["rtp_port_max"] = check_int(where, "rtp_port_max", get("rtp_port_max"), 1, 65535)
     if o["rtp_port_min"] > o["rtp_port_max"]:
         raise ValueError(
             f"{where}: rtp_port_min: must not be above rtp_port_max "
             f"({o['rtp_port_min']} > {o['rtp_port_max']})"
         )
-    o["media_threads"] = check_int(where, "media_threads", g.get("media_threads", DEFAULTS["media_threads"]), 1, 64)
-    o["prompt_dir"] = check_path(where, "prompt_dir", g.get("prompt_dir", DEFAULTS["prompt_dir"]))
+    o["media_threads"] = check_int(where, "media_threads", get("media_threads"), 1, 64)
+    o["prompt_dir"] = check_path(where, "prompt_dir", get("prompt_dir"))
     log = g.get("log")
     if log is not None and log is not True and not callable(log):
         raise _fail_type(where, "log", "a callable(level, subsystem, message), True or None", log)
     o["log"] = log
     o["log_level"] = check_choice(where, "log_level", g.get("log_level", "info"), LOG_LEVELS)
     o["user_agent"] = check_optional_str(where, "user_agent", g.get("user_agent"))
-    o["webhook_spool_dir"] = check_path(where, "webhook_spool_dir", g.get("webhook_spool_dir"), optional=True)
+    o["webhook_spool_dir"] = check_path(
+        where, "webhook_spool_dir", g.get("webhook_spool_dir"), optional=True
+    )
     o["webhook_spool_max_bytes"] = check_int(
         where, "webhook_spool_max_bytes", g.get("webhook_spool_max_bytes", 0), 0, 2**64 - 1
     )
