@@ -15,3 +15,9 @@ flags=$(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs ivr)
 cc -std=c99 -Wall -Werror "$src/consumer/main.c" $flags -o "$tmp/pc_consumer" ${IVR_EXTRA_LDFLAGS:-}
 LD_LIBRARY_PATH="$tmp/prefix/lib:$tmp/prefix/lib/x86_64-linux-gnu" "$tmp/pc_consumer"
 echo "OK: find_package(ivr) and pkg-config ivr both build and run"
+# The Python package, when the bindings were built: importable from the prefix alone.
+pyinit=$(find "$tmp/prefix" -path '*-packages/ivr/__init__.py' | head -1)
+if [ -n "$pyinit" ]; then
+  PYTHONPATH=$(dirname "$(dirname "$pyinit")") /usr/bin/python3 -c \
+    "import ivr; e = ivr.Engine(sip_port=0); e.start(); e.close(); print('OK: import ivr from', ivr.__file__)"
+fi
