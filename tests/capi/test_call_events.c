@@ -159,6 +159,8 @@ int main(void) {
 
   CHECK(strcmp(dtmf_digits, "42#") == 0);
   CHECK(prompt_end == IVR_PROMPT_BARGED_IN);
+  if (prompt_end != IVR_PROMPT_BARGED_IN) /* seen once under heavy load: say what it was */
+    fprintf(stderr, "welcome.wav ended with prompt_end %d\n", (int)prompt_end);
   CHECK(index_of(IVR_EVENT_CALL_STARTED) == 0);
   CHECK(index_of(IVR_EVENT_CALL_ANSWERED) == 1);
   CHECK(index_of(IVR_EVENT_DTMF) == 2);
