@@ -476,7 +476,12 @@ void Call::end(EndReason reason, int sip_code, const std::string &text) {
   timeline_.ended_ms = unix_ms_now();
   digit_timer_.reset();
   if (collect_) finish_collect(CollectEnd::cancelled);
-  while (!playbacks_.empty()) finish_playback(playbacks_.begin()->first, PromptEnd::stopped);
+  // A prompt already stopped by barge-in (the media thread had not confirmed yet) ended
+  // because of the caller's key, not because of the hang-up.
+  while (!playbacks_.empty()) {
+    auto first = playbacks_.begin();
+    finish_playback(first->first, first->second.barged ? PromptEnd::barged_in : PromptEnd::stopped);
+  }
   if (media_open_) {
     engine_.media().close_session(dialog_);
     media_open_ = false;
