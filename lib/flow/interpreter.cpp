@@ -1,10 +1,6 @@
 #include "flow/interpreter.h"
 
-#include <cstdio>
-#include <map>
-
-#include "flow/http_request.h"
-#include "flow/template.h"
+#include "flow/session_impl.h"
 
 namespace ivr::flow {
 
@@ -24,773 +20,506 @@ const char *end_reason_name(EndReason r) {
   return "?";
 }
 
-namespace {
+// ---- Session::Impl: variables, control flow and the steps other than lookups ----
 
-enum class Wait { none, answer, prompt, feedback_prompt, collect, timer, custom, http, db };
-
-// "Content-Type" -> "content_type": a header name as a step-result key.
-std::string header_key(std::string_view name) {
-  std::string out;
-  for (char c : name)
-    out += c == '-' ? '_' : static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-// "https://crm.example.com:8443/x" -> "crm.example.com:8443", for messages.
-std::string host_of(const std::string &url) {
-  size_t start = url.find("://");
-  start = start == std::string::npos ? 0 : start + 3;
-  size_t end = url.find_first_of("/?#", start);
-  return url.substr(start, end == std::string::npos ? std::string::npos : end - start);
-}
-
-const char *collect_end_name(CollectEnd e) {
-  switch (e) {
-    case CollectEnd::max_digits:
-      return "max_digits";
-    case CollectEnd::terminator:
-      return "terminator";
-    case CollectEnd::first_timeout:
-      return "first_timeout";
-    case CollectEnd::inter_timeout:
-      return "inter_timeout";
-    case CollectEnd::cancelled:
-      return "cancelled";
+// ---- variables ----
+void Session::Impl::set_slot(int64_t slot, rules::Value v) {
+  if (slot < 0 || static_cast<size_t>(slot) >= values.size()) return;
+  size_t i = static_cast<size_t>(slot);
+  if (v.type == rules::Type::string) {
+    strings[i].assign(v.s);
+    v.s = strings[i];
   }
-  return "?";
+  values[i] = v;
 }
 
-// Header names become variable names: "X-Lead-Id" -> call.headers.x_lead_id.
-std::string header_var(std::string_view name) {
-  std::string out = "call.headers.";
-  for (char c : name)
-    out += c == '-' ? '_' : static_cast<char>(tolower(static_cast<unsigned char>(c)));
-  return out;
+void Session::Impl::set_var(const std::string &name, rules::Value v) {
+  shown[name] = to_text(v);
+  set_slot(prog.variables->slot_of(name), v);
 }
 
-}  // namespace
+// A value mapped from a response. A number of more than 15 digits (an account id) does
+// not survive a double: it is kept as its text.
+void Session::Impl::set_mapped(const std::string &name, const net::Value &v) {
+  switch (v.kind()) {
+    case net::Value::Kind::null:
+      return set_var(name, {});
+    case net::Value::Kind::boolean:
+      return set_var(name, rules::Value::boolean(v.as_bool()));
+    case net::Value::Kind::string:
+      return set_text(name, v.as_string());
+    case net::Value::Kind::number: {
+      std::string text = v.text();
+      size_t digits = 0;
+      for (char c : text) digits += c >= '0' && c <= '9';
+      if (digits > 15 && text.find_first_of(".eE") == std::string::npos)
+        return set_text(name, text);
+      return set_var(name, rules::Value::number(v.as_number()));
+    }
+  }
+}
 
-struct Session::Impl {
-  Session &self;
-  CallPort &port;
-  CallInfo info;
-  SessionLimits limits;
-  const Program &prog;
+void Session::Impl::set_text(const std::string &name, const std::string &text) {
+  set_var(name, rules::Value::string(text));
+}
 
-  // Variables: one value per slot of the program's table; strings owned beside them.
-  std::vector<rules::Value> values;
-  std::vector<std::string> strings;
-  std::map<std::string, std::string> shown;  // vars.* / steps.* as text, for records
-  rules::FixedEvalContext<4096> ctx;
+std::chrono::system_clock::time_point Session::Impl::now() const {
+  return self.clock_ ? self.clock_() : std::chrono::system_clock::now();
+}
 
-  struct Frame {
-    int graph;
-    NodeIndex call;    // the calling subflow node (its on_error catches the subflow's errors)
-    NodeIndex resume;  // where the caller continues after the subflow returns
+Result<rules::Value> Session::Impl::eval(const rules::Expression &e) {
+  ctx.set_time(now());
+  return rules::evaluate(e, bindings(), ctx);
+}
+
+Result<std::string> Session::Impl::render(const Template &t) {
+  return render_template(t, [this](const rules::Expression &e) { return eval(e); });
+}
+
+void Session::Impl::init_facts() {
+  auto fact = [&](const char *name, const std::string &v) {
+    set_slot(prog.variables->slot_of(name), rules::Value::string(v));
   };
-  int graph = 0;
-  NodeIndex cur = kNoNode;
-  std::vector<Frame> stack;
-  Wait wait = Wait::none;
-  bool answered = false;
-  bool entered = false;  // the current node has been recorded in the path
-  unsigned steps_since_wait = 0;
-  unsigned attempts = 0;  // gather/menu attempts made
-  const Prompt *feedback = nullptr;
-  uint64_t next_token = 1;
-  uint64_t timer_token = 0, custom_token = 0, http_token = 0, db_token = 0;
-  std::chrono::system_clock::time_point lookup_started;
-  uint64_t lookup_used_ms = 0;  // of the program's lookup budget (http and db steps)
-  bool hold_playing = false;
-  bool running = false;  // inside run(): completions must not re-enter
-  std::vector<std::pair<std::string, std::string>> host_vars;
+  fact("call.id", info.call_id);
+  fact("call.from", info.from);
+  fact("call.to", info.to);
+  fact("call.from_uri", info.from_uri);
+  fact("call.to_uri", info.to_uri);
+  fact("call.flow", prog.id);
+  fact("call.flow_version", prog.version);
+  for (auto &[k, v] : info.headers) {
+    int64_t slot = prog.variables->slot_of(header_var(k));
+    if (slot >= 0 && values[static_cast<size_t>(slot)].is_null())
+      set_slot(slot, rules::Value::string(v));
+  }
+  for (auto &[name, lit] : prog.initial_vars) set_var(name, literal_value(lit));
+}
 
-  Impl(Session &s, CallPort &p, CallInfo i, SessionLimits l)
-      : self(s), port(p), info(std::move(i)), limits(l), prog(*s.program_) {
-    size_t n = prog.variables->size();
-    values.resize(n);
-    strings.resize(n);
-    answered = info.answered;
-    ctx.set_schedules(prog.schedules.get());
+rules::Value Session::Impl::literal_value(const Literal &l) {
+  switch (l.type) {
+    case rules::Type::boolean:
+      return rules::Value::boolean(l.b);
+    case rules::Type::number:
+      return rules::Value::number(l.n);
+    case rules::Type::string:
+      return rules::Value::string(l.s);
+    default:
+      return {};
   }
+}
 
-  // ---- variables ----
-  void set_slot(int64_t slot, rules::Value v) {
-    if (slot < 0 || static_cast<size_t>(slot) >= values.size()) return;
-    size_t i = static_cast<size_t>(slot);
-    if (v.type == rules::Type::string) {
-      strings[i].assign(v.s);
-      v.s = strings[i];
-    }
-    values[i] = v;
-  }
-  void set_var(const std::string &name, rules::Value v) {
-    shown[name] = to_text(v);
-    set_slot(prog.variables->slot_of(name), v);
-  }
-  // A value mapped from a response. A number of more than 15 digits (an account id) does
-  // not survive a double: it is kept as its text.
-  void set_mapped(const std::string &name, const net::Value &v) {
-    switch (v.kind()) {
-      case net::Value::Kind::null:
-        return set_var(name, {});
-      case net::Value::Kind::boolean:
-        return set_var(name, rules::Value::boolean(v.as_bool()));
-      case net::Value::Kind::string:
-        return set_text(name, v.as_string());
-      case net::Value::Kind::number: {
-        std::string text = v.text();
-        size_t digits = 0;
-        for (char c : text) digits += c >= '0' && c <= '9';
-        if (digits > 15 && text.find_first_of(".eE") == std::string::npos)
-          return set_text(name, text);
-        return set_var(name, rules::Value::number(v.as_number()));
-      }
-    }
-  }
-  void set_text(const std::string &name, const std::string &text) {
-    set_var(name, rules::Value::string(text));
-  }
-  rules::Bindings bindings() const { return {values.data(), values.size()}; }
-  // The instant now() and in_schedule() see, and the schedule node tests: the session's
-  // clock (virtual in the simulator), never read by the evaluator itself.
-  std::chrono::system_clock::time_point now() const {
-    return self.clock_ ? self.clock_() : std::chrono::system_clock::now();
-  }
-  Result<rules::Value> eval(const rules::Expression &e) {
-    ctx.set_time(now());
-    return rules::evaluate(e, bindings(), ctx);
-  }
-  Result<std::string> render(const Template &t) {
-    return render_template(t, [this](const rules::Expression &e) { return eval(e); });
-  }
-  void init_facts() {
-    auto fact = [&](const char *name, const std::string &v) {
-      set_slot(prog.variables->slot_of(name), rules::Value::string(v));
-    };
-    fact("call.id", info.call_id);
-    fact("call.from", info.from);
-    fact("call.to", info.to);
-    fact("call.from_uri", info.from_uri);
-    fact("call.to_uri", info.to_uri);
-    fact("call.flow", prog.id);
-    fact("call.flow_version", prog.version);
-    for (auto &[k, v] : info.headers) {
-      int64_t slot = prog.variables->slot_of(header_var(k));
-      if (slot >= 0 && values[static_cast<size_t>(slot)].is_null())
-        set_slot(slot, rules::Value::string(v));
-    }
-    for (auto &[name, lit] : prog.initial_vars) set_var(name, literal_value(lit));
-  }
-  static rules::Value literal_value(const Literal &l) {
-    switch (l.type) {
-      case rules::Type::boolean:
-        return rules::Value::boolean(l.b);
-      case rules::Type::number:
-        return rules::Value::number(l.n);
-      case rules::Type::string:
-        return rules::Value::string(l.s);
-      default:
-        return {};
-    }
-  }
+// ---- position ----
+std::string Session::Impl::display(const Node &n) const {
+  return g().name.empty() ? n.name : g().name + "/" + n.name;
+}
 
-  // ---- position ----
-  const Graph &g() const { return prog.graphs[static_cast<size_t>(graph)]; }
-  const Node &node() const { return g().nodes[static_cast<size_t>(cur)]; }
-  std::string display(const Node &n) const {
-    return g().name.empty() ? n.name : g().name + "/" + n.name;
-  }
-  void trace(std::string detail) {
-    if (self.sink_) self.sink_(TraceEntry{display(node()), node().verb, std::move(detail)});
-  }
-  void go(NodeIndex next) {
-    cur = next;
-    entered = false;
-  }
+void Session::Impl::trace(std::string detail) {
+  if (self.sink_) self.sink_(TraceEntry{display(node()), node().verb, std::move(detail)});
+}
 
-  // ---- ending ----
-  void finish(EndReason r, const std::string &err, int sip_status, const std::string &reason) {
-    if (self.finished_) return;
-    self.finished_ = true;
-    self.end_reason_ = r;
-    self.error_ = err;
-    wait = Wait::none;
-    if (timer_token) port.cancel_timer(timer_token);
-    if (http_token) port.cancel_http(http_token);
-    http_token = 0;
-    if (db_token) port.cancel_db(db_token);
-    db_token = 0;
-    if (r != EndReason::caller_hangup) port.hangup(sip_status, reason);
-  }
-  // A step failed: its on_error exit when it has one; else, inside a subflow, the on_error
-  // of the nearest calling subflow node that has one (the subflows in between are left);
-  // else the call ends with the error.
-  void fail(const std::string &err) {
-    std::string where = cur == kNoNode ? "" : "node " + display(node()) + ": ";
-    if (cur != kNoNode && node().on_error != kNoNode) {
-      set_text("steps." + node().name + ".error", err);
-      trace("error: " + err + " -> " + g().nodes[static_cast<size_t>(node().on_error)].name);
-      go(node().on_error);
-      return;
-    }
-    if (cur != kNoNode) trace("error: " + err);
-    for (size_t depth = stack.size(); depth-- > 0;) {
-      const Frame &f = stack[depth];
-      const Node &caller =
-          prog.graphs[static_cast<size_t>(f.graph)].nodes[static_cast<size_t>(f.call)];
-      if (caller.on_error == kNoNode) continue;
-      stack.resize(depth);
-      graph = f.graph;
-      cur = f.call;
-      set_text("steps." + caller.name + ".error", where + err);
-      trace("error in subflow: " + where + err + " -> " +
-            g().nodes[static_cast<size_t>(caller.on_error)].name);
-      go(caller.on_error);
-      return;
-    }
-    finish(EndReason::error, where + err, 500, "flow error");
-  }
+void Session::Impl::go(NodeIndex next) {
+  cur = next;
+  entered = false;
+}
 
-  // ---- the loop ----
-  void run() {
-    if (running) return;
-    running = true;
-    while (!self.finished_ && wait == Wait::none) {
-      if (cur == kNoNode) {
-        end_of_graph();
-        continue;
-      }
-      if (++steps_since_wait > limits.max_steps_without_wait) {
-        std::string msg = "stopped after " + std::to_string(limits.max_steps_without_wait) +
-                          " steps without waiting for the caller (a loop through node " +
-                          display(node()) + "?)";
-        if (self.sink_) self.sink_(TraceEntry{display(node()), node().verb, "error: " + msg});
-        finish(EndReason::step_limit, msg, 500, "flow error");
-        break;
-      }
-      step();
-    }
-    running = false;
-  }
-  void waiting(Wait w) {
-    wait = w;
-    steps_since_wait = 0;
-  }
-  void end_of_graph() {
-    if (!stack.empty()) {
-      Frame f = stack.back();
-      stack.pop_back();
-      graph = f.graph;
-      go(f.resume);
-      return;
-    }
-    finish(EndReason::completed, "", 0, "flow completed");
-  }
-  bool need_answer() {
-    if (answered) return false;
-    port.start_answer();
-    waiting(Wait::answer);
-    return true;
-  }
+// ---- ending ----
+void Session::Impl::finish(EndReason r, const std::string &err, int sip_status,
+                           const std::string &reason) {
+  if (self.finished_) return;
+  self.finished_ = true;
+  self.end_reason_ = r;
+  self.error_ = err;
+  wait = Wait::none;
+  if (timer_token) port.cancel_timer(timer_token);
+  if (http_token) port.cancel_http(http_token);
+  http_token = 0;
+  if (db_token) port.cancel_db(db_token);
+  db_token = 0;
+  if (r != EndReason::caller_hangup) port.hangup(sip_status, reason);
+}
 
-  void step() {
-    const Node &n = node();
-    if (!entered) {
-      entered = true;
-      if (self.path_.size() < kMaxPathRecord)
-        self.path_.push_back(display(n));
-      else
-        ++self.path_dropped_;
-      attempts = 0;
-      feedback = nullptr;
-    }
-    std::visit([&](const auto &spec) { exec(n, spec); }, n.spec);
+// A step failed: its on_error exit when it has one; else, inside a subflow, the on_error
+// of the nearest calling subflow node that has one (the subflows in between are left);
+// else the call ends with the error.
+void Session::Impl::fail(const std::string &err) {
+  std::string where = cur == kNoNode ? "" : "node " + display(node()) + ": ";
+  if (cur != kNoNode && node().on_error != kNoNode) {
+    set_text("steps." + node().name + ".error", err);
+    trace("error: " + err + " -> " + g().nodes[static_cast<size_t>(node().on_error)].name);
+    go(node().on_error);
+    return;
   }
+  if (cur != kNoNode) trace("error: " + err);
+  for (size_t depth = stack.size(); depth-- > 0;) {
+    const Frame &f = stack[depth];
+    const Node &caller =
+        prog.graphs[static_cast<size_t>(f.graph)].nodes[static_cast<size_t>(f.call)];
+    if (caller.on_error == kNoNode) continue;
+    stack.resize(depth);
+    graph = f.graph;
+    cur = f.call;
+    set_text("steps." + caller.name + ".error", where + err);
+    trace("error in subflow: " + where + err + " -> " +
+          g().nodes[static_cast<size_t>(caller.on_error)].name);
+    go(caller.on_error);
+    return;
+  }
+  finish(EndReason::error, where + err, 500, "flow error");
+}
 
-  void exec(const Node &n, const Answer &) {
-    if (answered) {
-      trace("already answered");
-      go(n.next);
-      return;
+// ---- the loop ----
+void Session::Impl::run() {
+  if (running) return;
+  running = true;
+  while (!self.finished_ && wait == Wait::none) {
+    if (cur == kNoNode) {
+      end_of_graph();
+      continue;
     }
-    trace("answer");
-    port.start_answer();
-    waiting(Wait::answer);
-  }
-  bool start_prompt(const Prompt &p, std::string *detail) {
-    auto text = render(p.content);
-    if (!text.ok()) {
-      fail(text.error().message);
-      return false;
+    if (++steps_since_wait > limits.max_steps_without_wait) {
+      std::string msg = "stopped after " + std::to_string(limits.max_steps_without_wait) +
+                        " steps without waiting for the caller (a loop through node " +
+                        display(node()) + "?)";
+      if (self.sink_) self.sink_(TraceEntry{display(node()), node().verb, "error: " + msg});
+      finish(EndReason::step_limit, msg, 500, "flow error");
+      break;
     }
-    if (p.kind == Prompt::Kind::file) {
-      *detail = "file " + *text;
-      port.start_play(*text);
-    } else {
-      *detail = "say \"" + *text + "\" voice " + p.voice;
-      port.start_say(*text, p.voice, p.rate_wpm);
-    }
-    return true;
+    step();
   }
-  void exec(const Node &, const Play &p) {
-    if (need_answer()) return;
-    std::string detail;
-    if (!start_prompt(p.prompt, &detail)) return;
-    trace(detail);
-    waiting(Wait::prompt);
+  running = false;
+}
+
+void Session::Impl::waiting(Wait w) {
+  wait = w;
+  steps_since_wait = 0;
+}
+
+void Session::Impl::end_of_graph() {
+  if (!stack.empty()) {
+    Frame f = stack.back();
+    stack.pop_back();
+    graph = f.graph;
+    go(f.resume);
+    return;
   }
-  void exec(const Node &, const Gather &gs) {
-    if (need_answer()) return;
-    if (feedback) {
-      const Prompt *fb = feedback;
-      feedback = nullptr;
-      std::string detail;
-      if (!start_prompt(*fb, &detail)) return;
-      trace(detail);
-      waiting(Wait::feedback_prompt);
-      return;
-    }
-    std::string detail;
-    if (gs.prompt.kind != Prompt::Kind::none) {
-      if (!start_prompt(gs.prompt, &detail)) return;
-      trace(detail);
-    }
-    port.start_collect(gs.collect);
-    trace("collect attempt " + std::to_string(attempts + 1) + " of " +
-          std::to_string(gs.retries + 1));
-    waiting(Wait::collect);
-  }
-  void gather_done(const Gather &gs, const std::string &digits, CollectEnd end) {
-    const Node &n = node();
-    ++attempts;
-    set_var("steps." + n.name + ".digits", rules::Value::string(digits));
-    set_var("steps." + n.name + ".attempts", rules::Value::number(attempts));
-    std::string outcome;
-    NodeIndex target = kNoNode;
-    if (digits.empty()) {
-      outcome = "no_input";
-    } else if (gs.menu) {
-      auto it = gs.choices.find(digits);
-      if (it == gs.choices.end())
-        outcome = "invalid";
-      else {
-        outcome = "ok";
-        target = it->second;
-      }
-    } else if (digits.size() < gs.min_digits) {
-      outcome = "invalid";
-    } else if (gs.valid) {
-      auto r = eval(*gs.valid);
-      if (!r.ok()) {
-        fail("valid: " + r.error().message);
-        return;
-      }
-      bool ok = r->type == rules::Type::boolean && r->b;
-      outcome = ok ? "ok" : "invalid";
-      target = n.next;
-    } else {
-      outcome = "ok";
-      target = n.next;
-    }
-    set_text("steps." + n.name + ".result", outcome);
-    std::string detail = "digits \"" + digits + "\" (" + collect_end_name(end) + ") " + outcome;
-    if (outcome == "ok") {
-      if (!gs.store.empty()) set_text(gs.store, digits);
-      trace(detail + exit_text(target));
-      go(target);
-      return;
-    }
-    if (attempts > gs.retries) {
-      NodeIndex exit = outcome == "no_input" ? gs.on_no_input : gs.on_invalid;
-      trace(detail + ", retries exhausted" + exit_text(exit));
-      go(exit);
-      return;
-    }
-    feedback = outcome == "no_input" ? &gs.no_input_prompt : &gs.invalid_prompt;
-    if (feedback->kind == Prompt::Kind::none) feedback = nullptr;
-    trace(detail + ", retrying");
-  }
-  std::string exit_text(NodeIndex target) const {
-    if (target == kNoNode) return " -> (end)";
-    return " -> " + g().nodes[static_cast<size_t>(target)].name;
-  }
-  void exec(const Node &n, const Set &s) {
-    std::string detail;
-    for (const Set::Assignment &a : s.assignments) {
-      rules::Value v;
-      std::string text;
-      if (auto *e = std::get_if<rules::Expression>(&a.value)) {
-        auto r = eval(*e);
-        if (!r.ok()) {
-          fail(a.variable + ": " + r.error().message);
-          return;
-        }
-        v = *r;
-        if (v.type == rules::Type::string) {
-          text.assign(v.s);  // the scratch buffer is reused by the next evaluation
-          v.s = text;
-        }
-      } else if (auto *t = std::get_if<Template>(&a.value)) {
-        auto r = render(*t);
-        if (!r.ok()) {
-          fail(a.variable + ": " + r.error().message);
-          return;
-        }
-        text = std::move(*r);
-        v = rules::Value::string(text);
-      } else {
-        v = literal_value(std::get<Literal>(a.value));
-      }
-      set_var(a.variable, v);
-      if (!detail.empty()) detail += ", ";
-      detail += a.variable + " = " + to_text(v);
-    }
-    trace(detail);
-    go(n.next);
-  }
-  void exec(const Node &, const If &f) {
-    auto r = eval(f.condition);
-    if (!r.ok()) {
-      fail("condition: " + r.error().message);
-      return;
-    }
-    bool yes = r->type == rules::Type::boolean && r->b;
-    NodeIndex t = yes ? f.then_node : f.else_node;
-    trace(std::string(yes ? "true" : "false") + exit_text(t));
-    go(t);
-  }
-  void exec(const Node &, const Switch &s) {
-    if (s.rule_set >= 0) {
-      const rules::RuleSet &set = prog.rule_sets[static_cast<size_t>(s.rule_set)];
-      ctx.set_time(now());
-      auto m = set.first_match(bindings(), ctx);
-      if (!m.ok()) {
-        fail(m.error().message);
-        return;
-      }
-      if (*m >= 0) {
-        const std::string &result = set.result_name(set.rule(static_cast<size_t>(*m)).then);
-        auto it = s.results.find(result);
-        NodeIndex t = it != s.results.end() ? it->second : s.default_node;
-        set_text("steps." + node().name + ".result", result);
-        if (t == kNoNode) {
-          fail("rule " + std::to_string(*m + 1) + " chose result \"" + result +
-               "\", which has no exit in \"results\", and there is no \"default\"");
-          return;
-        }
-        trace("rule " + std::to_string(*m + 1) + " -> result " + result + exit_text(t));
-        return pick(t);
-      }
-      trace("no rule matched -> default");
-      return pick(s.default_node);
-    }
-    for (size_t i = 0; i < s.cases.size(); ++i) {
-      auto r = eval(s.cases[i].when);
-      if (!r.ok()) {
-        fail("case " + std::to_string(i + 1) + ": " + r.error().message);
-        return;
-      }
-      if (r->type == rules::Type::boolean && r->b) {
-        trace("case " + std::to_string(i + 1) + exit_text(s.cases[i].node));
-        go(s.cases[i].node);
-        return;
-      }
-    }
-    trace("no case matched -> default");
-    pick(s.default_node);
-  }
-  void pick(NodeIndex t) {
-    if (t == kNoNode) {
-      fail("no case matched and there is no \"default\" exit");
-      return;
-    }
-    go(t);
-  }
-  void exec(const Node &, const ScheduleBranch &b) {
-    const rules::Schedule *s = prog.schedules->find(b.schedule);
-    if (!s) {
-      fail("schedule \"" + b.schedule + "\" is not defined");
-      return;
-    }
-    bool open = s->is_open(now());
-    NodeIndex t = open ? b.open_node : b.closed_node;
-    trace(std::string(open ? "open" : "closed") + exit_text(t));
-    go(t);
-  }
-  void exec(const Node &, const Pause &p) {
-    trace(std::to_string(p.ms) + " ms");
-    timer_token = next_token++;
-    port.start_timer(p.ms, timer_token);
-    waiting(Wait::timer);
-  }
-  void exec(const Node &n, const Goto &) {
-    trace(exit_text(n.next).substr(1));
-    go(n.next);
-  }
-  void exec(const Node &n, const Subflow &s) {
-    if (stack.size() >= limits.max_subflow_depth) {
-      fail("subflows nested deeper than " + std::to_string(limits.max_subflow_depth));
-      return;
-    }
-    trace("call " + prog.graphs[static_cast<size_t>(s.graph)].name);
-    stack.push_back({graph, cur, n.next});
-    graph = s.graph;
-    go(g().start);
-  }
-  void exec(const Node &, const Return &) {
-    trace("return");
-    go(kNoNode);  // end_of_graph() pops the frame
-  }
-  // What is left of the call's lookup budget, in ms.
-  uint64_t budget_left() const {
-    uint64_t budget = prog.http_budget_ms;
-    return budget > lookup_used_ms ? budget - lookup_used_ms : 0;
-  }
-  std::string budget_spent() const {
-    return "the call's lookup budget (http_budget_ms) of " + std::to_string(prog.http_budget_ms) +
-           " ms is spent";
-  }
-  // Ends the wait of a lookup step: charges the budget, stops hold audio; returns the time
-  // it took.
-  int64_t lookup_finished() {
-    auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(now() - lookup_started);
-    int64_t ms = std::max<int64_t>(0, elapsed.count());
-    lookup_used_ms += static_cast<uint64_t>(ms);
-    if (hold_playing) {
-      hold_playing = false;
-      port.stop_prompt();
-    }
-    return ms;
-  }
-  void exec(const Node &n, const Http &h) {
-    uint64_t left = budget_left();
-    if (left == 0) return http_failed(n, h, "budget", budget_spent());
-    auto req = build_http_request(h, [this](const rules::Expression &e) { return eval(e); });
-    if (!req.ok()) {
-      set_text("steps." + n.name + ".reason", "request");
-      fail("http: " + req.error().message);
-      return;
-    }
-    HttpStart hs;
-    hs.request = std::move(req).value();
-    hs.request.timeout_ms = static_cast<uint32_t>(std::min<uint64_t>(h.timeout_ms, left));
-    hs.request.connect_timeout_ms = std::min(hs.request.connect_timeout_ms, hs.request.timeout_ms);
-    hs.auth = h.auth;
-    hs.retries = h.retries;
-    hs.retry_non_idempotent = h.retry_non_idempotent;
-    hs.cache_ttl_ms = h.cache_ttl_ms;
-    hs.stale_if_error_ms = h.stale_if_error_ms;
-    hs.budget_ms = static_cast<uint32_t>(left);
-    trace(hs.request.method + " " + hs.request.url);
-    http_token = next_token++;
-    lookup_started = now();
-    waiting(Wait::http);
-    port.start_http(hs, http_token);
-    begin_hold(h.hold);
-  }
-  void begin_hold(const Prompt &hold) {
-    if (hold.kind == Prompt::Kind::none || !answered) return;
-    start_hold(hold);
-    if (hold_playing) trace("hold audio while waiting");
-  }
-  void start_hold(const Prompt &hold) {
-    auto text = render(hold.content);
-    if (!text.ok()) return;  // hold audio is a courtesy: a bad one does not fail the lookup
-    hold_playing = true;
-    if (hold.kind == Prompt::Kind::file)
-      port.start_play(*text);
+  finish(EndReason::completed, "", 0, "flow completed");
+}
+
+bool Session::Impl::need_answer() {
+  if (answered) return false;
+  port.start_answer();
+  waiting(Wait::answer);
+  return true;
+}
+
+void Session::Impl::step() {
+  const Node &n = node();
+  if (!entered) {
+    entered = true;
+    if (self.path_.size() < kMaxPathRecord)
+      self.path_.push_back(display(n));
     else
-      port.start_say(*text, hold.voice, hold.rate_wpm);
+      ++self.path_dropped_;
+    attempts = 0;
+    feedback = nullptr;
   }
-  // The lookup failed for `reason`: on_timeout for a timeout when the node has one, else
-  // on_error (or the end of the call).
-  void http_failed(const Node &n, const Http &h, const std::string &reason,
-                   const std::string &error) {
-    set_text("steps." + n.name + ".reason", reason);
-    bool timeout = reason == "timeout" || reason == "budget";
-    if (timeout && h.on_timeout != kNoNode) {
-      set_text("steps." + n.name + ".error", error);
-      trace(reason + ": " + error + exit_text(h.on_timeout));
-      go(h.on_timeout);
-      return;
-    }
-    fail("http " + reason + ": " + error);
-  }
-  void http_done(HttpDone &&d) {
-    const Node &n = node();
-    const Http &h = std::get<Http>(n.spec);
-    int64_t elapsed = lookup_finished();
-    const std::string prefix = "steps." + n.name + ".";
-    const net::HttpResponse &r = d.response;
-    set_var(prefix + "status", rules::Value::number(r.status));
-    set_var(prefix + "elapsed_ms", rules::Value::number(static_cast<double>(elapsed)));
-    set_var(prefix + "attempts", rules::Value::number(d.attempts));
-    set_var(prefix + "cached", rules::Value::boolean(d.cached));
-    set_text(prefix + "body", r.body);
-    for (const auto &[k, v] : r.headers)
-      if (header_key(k) == "content_type") set_text(prefix + "content_type", v);
-    if (!d.reason.empty()) return http_failed(n, h, d.reason, d.error);
-    bool accepted = false;
-    for (auto [lo, hi] : h.accept_status) accepted = accepted || (r.status >= lo && r.status <= hi);
-    // A SOAP fault comes with status 500: it is reported as the fault it is.
-    bool soap_fault_status = h.body == Http::Body::soap && r.status == 500;
-    if (!accepted && !soap_fault_status)
-      return http_failed(n, h, "status",
-                         "HTTP " + std::to_string(r.status) + " from " + host_of(r.effective_url));
-    if (h.response) {
-      auto mapped = h.response->apply(r.body);
-      if (!mapped.ok()) return http_failed(n, h, "parse", mapped.error().message);
-      for (const net::Assignment &a : mapped->values) set_mapped(a.variable, a.value);
-      if (mapped->fault) {
-        bool graphql = h.body == Http::Body::graphql;
-        return http_failed(
-            n, h, graphql ? "graphql" : "soap_fault",
-            graphql ? mapped->fault->message : mapped->fault->code + ": " + mapped->fault->message);
-      }
-    }
-    if (!accepted)
-      return http_failed(n, h, "status",
-                         "HTTP " + std::to_string(r.status) + " from " + host_of(r.effective_url));
-    set_text(prefix + "reason", "");
-    trace("HTTP " + std::to_string(r.status) +
-          (d.cached ? (d.stale ? " (stale cache)" : " (cache)") : "") + exit_text(n.next));
-    go(n.next);
-  }
-  void exec(const Node &n, const Db &d) {
-    uint64_t left = budget_left();
-    if (left == 0) return db_failed(n, d, "budget", budget_spent());
-    DbStart ds;
-    ds.connector = d.connector;
-    ds.query.statement = d.statement;
-    ds.query.max_rows = d.max_rows;
-    ds.query.timeout_ms = static_cast<uint32_t>(std::min<uint64_t>(d.timeout_ms, left));
-    for (size_t i = 0; i < d.params.size(); ++i) {
-      if (!d.params[i]) {
-        ds.query.params.emplace_back(std::nullopt);
-        continue;
-      }
-      auto r = render(*d.params[i]);
-      if (!r.ok()) {
-        set_text("steps." + n.name + ".reason", "request");
-        fail("db: params/" + std::to_string(i) + ": " + r.error().message);
-        return;
-      }
-      ds.query.params.emplace_back(std::move(*r));
-    }
-    trace(d.connector + ": " + d.statement.substr(0, 120) +
-          (ds.query.params.empty() ? ""
-                                   : " (" + std::to_string(ds.query.params.size()) +
-                                         (ds.query.params.size() == 1 ? " param)" : " params)")));
-    db_token = next_token++;
-    lookup_started = now();
-    waiting(Wait::db);
-    port.start_db(ds, db_token);
-    begin_hold(d.hold);
-  }
-  void db_failed(const Node &n, const Db &d, const std::string &reason, const std::string &error) {
-    set_text("steps." + n.name + ".reason", reason);
-    if ((reason == "timeout" || reason == "budget") && d.on_timeout != kNoNode) {
-      set_text("steps." + n.name + ".error", error);
-      trace(reason + ": " + error + exit_text(d.on_timeout));
-      go(d.on_timeout);
-      return;
-    }
-    fail("db " + reason + ": " + error);
-  }
-  void set_cell(const std::string &name, const db::Cell &c) {
-    std::visit(
-        [&](const auto &v) {
-          using T = std::decay_t<decltype(v)>;
-          if constexpr (std::is_same_v<T, std::monostate>)
-            set_var(name, {});
-          else if constexpr (std::is_same_v<T, bool>)
-            set_var(name, rules::Value::boolean(v));
-          else if constexpr (std::is_same_v<T, std::string>)
-            set_text(name, v);
-          else if constexpr (std::is_same_v<T, int64_t>)
-            // Past 2^53 a double loses digits (account ids): such numbers arrive as text.
-            (v > (int64_t{1} << 53) || v < -(int64_t{1} << 53))
-                ? set_text(name, std::to_string(v))
-                : set_var(name, rules::Value::number(static_cast<double>(v)));
-          else
-            set_var(name, rules::Value::number(v));
-        },
-        c);
-  }
-  void db_done(DbDone &&r) {
-    const Node &n = node();
-    const Db &d = std::get<Db>(n.spec);
-    int64_t elapsed = lookup_finished();
-    const std::string prefix = "steps." + n.name + ".";
-    size_t count = r.reason.empty() ? r.rows.rows.size() : 0;
-    set_var(prefix + "rows", rules::Value::number(static_cast<double>(count)));
-    set_var(prefix + "elapsed_ms", rules::Value::number(static_cast<double>(elapsed)));
-    set_var(prefix + "truncated", rules::Value::boolean(r.rows.truncated));
-    if (!r.reason.empty()) return db_failed(n, d, r.reason, r.error);
-    const auto &cols = r.rows.columns;
-    // The first row: steps.<node>.row.<column>, and the mapped variables.
-    if (count > 0) {
-      const auto &row = r.rows.rows[0];
-      for (size_t c = 0; c < cols.size() && c < row.size(); ++c)
-        set_cell(prefix + "row." + cols[c], row[c]);
-    }
-    for (const auto &[var, column] : d.map) {
-      auto it = std::find(cols.begin(), cols.end(), column);
-      if (count > 0 && it != cols.end())
-        set_cell(var, r.rows.rows[0][static_cast<size_t>(it - cols.begin())]);
-      else
-        set_var(var, {});  // no row, or no such column: null, as a path that finds nothing
-    }
-    set_text(prefix + "reason", "");
-    NodeIndex exit = count == 0 && d.on_empty != kNoNode ? d.on_empty : n.next;
-    trace(std::to_string(count) + (count == 1 ? " row" : " rows") +
-          (r.rows.truncated ? " (truncated)" : "") + exit_text(exit));
-    go(exit);
-  }
-  void exec(const Node &, const Hangup &h) {
-    std::string reason = "flow hangup";
-    if (!h.reason.parts.empty()) {
-      auto r = render(h.reason);
-      if (r.ok()) reason = *r;
-    }
-    trace(h.sip_status ? std::to_string(h.sip_status) + " " + reason : reason);
-    finish(EndReason::hangup_verb, "", h.sip_status, reason);
-  }
-  void exec(const Node &, const Custom &c) {
-    CustomArgs args;
-    std::string detail = c.verb;
-    for (auto &[k, t] : c.args) {
-      auto r = render(t);
-      if (!r.ok()) {
-        fail("args/" + k + ": " + r.error().message);
-        return;
-      }
-      detail += " " + k + "=" + *r;
-      args.values.emplace_back(k, std::move(*r));
-    }
-    trace(detail);
-    custom_token = next_token++;
-    timer_token = next_token++;
-    waiting(Wait::custom);
-    port.start_timer(c.timeout_ms, timer_token);
-    port.start_custom(c.verb, args, custom_token);
-  }
+  std::visit([&](const auto &spec) { exec(n, spec); }, n.spec);
+}
 
-  static std::string to_text(const rules::Value &v) {
-    switch (v.type) {
-      case rules::Type::null:
-        return "";
-      case rules::Type::boolean:
-        return v.b ? "true" : "false";
-      case rules::Type::number:
-        return number_text(v.n);
-      case rules::Type::string:
-        return std::string(v.s);
-    }
-    return "";
+void Session::Impl::exec(const Node &n, const Answer &) {
+  if (answered) {
+    trace("already answered");
+    go(n.next);
+    return;
   }
-};
+  trace("answer");
+  port.start_answer();
+  waiting(Wait::answer);
+}
+
+bool Session::Impl::start_prompt(const Prompt &p, std::string *detail) {
+  auto text = render(p.content);
+  if (!text.ok()) {
+    fail(text.error().message);
+    return false;
+  }
+  if (p.kind == Prompt::Kind::file) {
+    *detail = "file " + *text;
+    port.start_play(*text);
+  } else {
+    *detail = "say \"" + *text + "\" voice " + p.voice;
+    port.start_say(*text, p.voice, p.rate_wpm);
+  }
+  return true;
+}
+
+void Session::Impl::exec(const Node &, const Play &p) {
+  if (need_answer()) return;
+  std::string detail;
+  if (!start_prompt(p.prompt, &detail)) return;
+  trace(detail);
+  waiting(Wait::prompt);
+}
+
+void Session::Impl::exec(const Node &, const Gather &gs) {
+  if (need_answer()) return;
+  if (feedback) {
+    const Prompt *fb = feedback;
+    feedback = nullptr;
+    std::string detail;
+    if (!start_prompt(*fb, &detail)) return;
+    trace(detail);
+    waiting(Wait::feedback_prompt);
+    return;
+  }
+  std::string detail;
+  if (gs.prompt.kind != Prompt::Kind::none) {
+    if (!start_prompt(gs.prompt, &detail)) return;
+    trace(detail);
+  }
+  port.start_collect(gs.collect);
+  trace("collect attempt " + std::to_string(attempts + 1) + " of " +
+        std::to_string(gs.retries + 1));
+  waiting(Wait::collect);
+}
+
+void Session::Impl::gather_done(const Gather &gs, const std::string &digits, CollectEnd end) {
+  const Node &n = node();
+  ++attempts;
+  set_var("steps." + n.name + ".digits", rules::Value::string(digits));
+  set_var("steps." + n.name + ".attempts", rules::Value::number(attempts));
+  std::string outcome;
+  NodeIndex target = kNoNode;
+  if (digits.empty()) {
+    outcome = "no_input";
+  } else if (gs.menu) {
+    auto it = gs.choices.find(digits);
+    if (it == gs.choices.end())
+      outcome = "invalid";
+    else {
+      outcome = "ok";
+      target = it->second;
+    }
+  } else if (digits.size() < gs.min_digits) {
+    outcome = "invalid";
+  } else if (gs.valid) {
+    auto r = eval(*gs.valid);
+    if (!r.ok()) {
+      fail("valid: " + r.error().message);
+      return;
+    }
+    bool ok = r->type == rules::Type::boolean && r->b;
+    outcome = ok ? "ok" : "invalid";
+    target = n.next;
+  } else {
+    outcome = "ok";
+    target = n.next;
+  }
+  set_text("steps." + n.name + ".result", outcome);
+  std::string detail = "digits \"" + digits + "\" (" + collect_end_name(end) + ") " + outcome;
+  if (outcome == "ok") {
+    if (!gs.store.empty()) set_text(gs.store, digits);
+    trace(detail + exit_text(target));
+    go(target);
+    return;
+  }
+  if (attempts > gs.retries) {
+    NodeIndex exit = outcome == "no_input" ? gs.on_no_input : gs.on_invalid;
+    trace(detail + ", retries exhausted" + exit_text(exit));
+    go(exit);
+    return;
+  }
+  feedback = outcome == "no_input" ? &gs.no_input_prompt : &gs.invalid_prompt;
+  if (feedback->kind == Prompt::Kind::none) feedback = nullptr;
+  trace(detail + ", retrying");
+}
+
+std::string Session::Impl::exit_text(NodeIndex target) const {
+  if (target == kNoNode) return " -> (end)";
+  return " -> " + g().nodes[static_cast<size_t>(target)].name;
+}
+
+void Session::Impl::exec(const Node &n, const Set &s) {
+  std::string detail;
+  for (const Set::Assignment &a : s.assignments) {
+    rules::Value v;
+    std::string text;
+    if (auto *e = std::get_if<rules::Expression>(&a.value)) {
+      auto r = eval(*e);
+      if (!r.ok()) {
+        fail(a.variable + ": " + r.error().message);
+        return;
+      }
+      v = *r;
+      if (v.type == rules::Type::string) {
+        text.assign(v.s);  // the scratch buffer is reused by the next evaluation
+        v.s = text;
+      }
+    } else if (auto *t = std::get_if<Template>(&a.value)) {
+      auto r = render(*t);
+      if (!r.ok()) {
+        fail(a.variable + ": " + r.error().message);
+        return;
+      }
+      text = std::move(*r);
+      v = rules::Value::string(text);
+    } else {
+      v = literal_value(std::get<Literal>(a.value));
+    }
+    set_var(a.variable, v);
+    if (!detail.empty()) detail += ", ";
+    detail += a.variable + " = " + to_text(v);
+  }
+  trace(detail);
+  go(n.next);
+}
+
+void Session::Impl::exec(const Node &, const If &f) {
+  auto r = eval(f.condition);
+  if (!r.ok()) {
+    fail("condition: " + r.error().message);
+    return;
+  }
+  bool yes = r->type == rules::Type::boolean && r->b;
+  NodeIndex t = yes ? f.then_node : f.else_node;
+  trace(std::string(yes ? "true" : "false") + exit_text(t));
+  go(t);
+}
+
+void Session::Impl::exec(const Node &, const Switch &s) {
+  if (s.rule_set >= 0) {
+    const rules::RuleSet &set = prog.rule_sets[static_cast<size_t>(s.rule_set)];
+    ctx.set_time(now());
+    auto m = set.first_match(bindings(), ctx);
+    if (!m.ok()) {
+      fail(m.error().message);
+      return;
+    }
+    if (*m >= 0) {
+      const std::string &result = set.result_name(set.rule(static_cast<size_t>(*m)).then);
+      auto it = s.results.find(result);
+      NodeIndex t = it != s.results.end() ? it->second : s.default_node;
+      set_text("steps." + node().name + ".result", result);
+      if (t == kNoNode) {
+        fail("rule " + std::to_string(*m + 1) + " chose result \"" + result +
+             "\", which has no exit in \"results\", and there is no \"default\"");
+        return;
+      }
+      trace("rule " + std::to_string(*m + 1) + " -> result " + result + exit_text(t));
+      return pick(t);
+    }
+    trace("no rule matched -> default");
+    return pick(s.default_node);
+  }
+  for (size_t i = 0; i < s.cases.size(); ++i) {
+    auto r = eval(s.cases[i].when);
+    if (!r.ok()) {
+      fail("case " + std::to_string(i + 1) + ": " + r.error().message);
+      return;
+    }
+    if (r->type == rules::Type::boolean && r->b) {
+      trace("case " + std::to_string(i + 1) + exit_text(s.cases[i].node));
+      go(s.cases[i].node);
+      return;
+    }
+  }
+  trace("no case matched -> default");
+  pick(s.default_node);
+}
+
+void Session::Impl::pick(NodeIndex t) {
+  if (t == kNoNode) {
+    fail("no case matched and there is no \"default\" exit");
+    return;
+  }
+  go(t);
+}
+
+void Session::Impl::exec(const Node &, const ScheduleBranch &b) {
+  const rules::Schedule *s = prog.schedules->find(b.schedule);
+  if (!s) {
+    fail("schedule \"" + b.schedule + "\" is not defined");
+    return;
+  }
+  bool open = s->is_open(now());
+  NodeIndex t = open ? b.open_node : b.closed_node;
+  trace(std::string(open ? "open" : "closed") + exit_text(t));
+  go(t);
+}
+
+void Session::Impl::exec(const Node &, const Pause &p) {
+  trace(std::to_string(p.ms) + " ms");
+  timer_token = next_token++;
+  port.start_timer(p.ms, timer_token);
+  waiting(Wait::timer);
+}
+
+void Session::Impl::exec(const Node &n, const Goto &) {
+  trace(exit_text(n.next).substr(1));
+  go(n.next);
+}
+
+void Session::Impl::exec(const Node &n, const Subflow &s) {
+  if (stack.size() >= limits.max_subflow_depth) {
+    fail("subflows nested deeper than " + std::to_string(limits.max_subflow_depth));
+    return;
+  }
+  trace("call " + prog.graphs[static_cast<size_t>(s.graph)].name);
+  stack.push_back({graph, cur, n.next});
+  graph = s.graph;
+  go(g().start);
+}
+
+void Session::Impl::exec(const Node &, const Return &) {
+  trace("return");
+  go(kNoNode);  // end_of_graph() pops the frame
+}
+
+void Session::Impl::exec(const Node &, const Hangup &h) {
+  std::string reason = "flow hangup";
+  if (!h.reason.parts.empty()) {
+    auto r = render(h.reason);
+    if (r.ok()) reason = *r;
+  }
+  trace(h.sip_status ? std::to_string(h.sip_status) + " " + reason : reason);
+  finish(EndReason::hangup_verb, "", h.sip_status, reason);
+}
+
+void Session::Impl::exec(const Node &, const Custom &c) {
+  CustomArgs args;
+  std::string detail = c.verb;
+  for (auto &[k, t] : c.args) {
+    auto r = render(t);
+    if (!r.ok()) {
+      fail("args/" + k + ": " + r.error().message);
+      return;
+    }
+    detail += " " + k + "=" + *r;
+    args.values.emplace_back(k, std::move(*r));
+  }
+  trace(detail);
+  custom_token = next_token++;
+  timer_token = next_token++;
+  waiting(Wait::custom);
+  port.start_timer(c.timeout_ms, timer_token);
+  port.start_custom(c.verb, args, custom_token);
+}
+
+std::string Session::Impl::to_text(const rules::Value &v) {
+  switch (v.type) {
+    case rules::Type::null:
+      return "";
+    case rules::Type::boolean:
+      return v.b ? "true" : "false";
+    case rules::Type::number:
+      return number_text(v.n);
+    case rules::Type::string:
+      return std::string(v.s);
+  }
+  return "";
+}
+
+// ---- Session ----
 
 Session::Session(std::shared_ptr<const Program> program, CallPort &port, CallInfo info,
                  SessionLimits limits)
