@@ -25,6 +25,11 @@ std::string shown(std::string_view s) {
   return out;
 }
 
+// A path for a message: long generated XPath expressions are cut.
+std::string shown_path(const std::string &p) {
+  return p.size() <= 80 ? p : p.substr(0, 77) + "...";
+}
+
 Result<uint32_t> from_double(double d) {
   if (!std::isfinite(d) || d < 0 || d > std::numeric_limits<uint32_t>::max())
     return parse_error("is " + net::Value::number(d).text() + ", not a count from 0 to 4294967295");
@@ -135,7 +140,7 @@ Result<AvailabilitySample> map_xml(const AvailabilityMapping &m, std::string_vie
     if (v.kind() == net::Value::Kind::string && v.as_string().empty()) v = net::Value();
     auto n = from_value(v, src);
     if (!n.ok())
-      return parse_error(std::string(kFieldNames[which[i]]) + ": " + src.path + " " +
+      return parse_error(std::string(kFieldNames[which[i]]) + ": " + shown_path(src.path) + " " +
                          n.error().message);
     out[which[i]] = n.value();
   }
