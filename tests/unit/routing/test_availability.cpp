@@ -12,6 +12,7 @@
 #include "net/http_service.h"
 #include "routing/availability.h"
 #include "routing/availability_poller.h"
+#include "routing/config.h"
 
 using namespace ivr;
 using namespace ivr::routing;
@@ -406,4 +407,22 @@ TEST_CASE("availability poller: invalid connectors are refused by name") {
   p = AvailabilityPoller::create(rig.loop.base(), *rig.http, {c, c}, {});
   REQUIRE_FALSE(p.ok());
   CHECK(p.error().message == "routing.connectors.tw: connector named twice");
+}
+
+TEST_CASE("availability: connectors in the routing configuration feed known targets") {
+  const std::string base = R"({"targets": {"vicidial": {"uris": ["sip:1@h"], "capacity": 2}},
+    "plans": {"p": {"entries": [{"targets": ["vicidial"]}]}},
+    "connectors": {"vici": {"preset": "vicidial", "base_url": "http://h", "user": "u",
+                            "in_group": "S", "target": )";
+  auto ok = parse_routing_config(base + R"("vicidial"}}})");
+  REQUIRE_MESSAGE(ok.ok(), ok.error().message);
+  REQUIRE(ok.value().connectors.size() == 1);
+  CHECK(ok.value().connectors[0].target == "vicidial");
+  auto bad = parse_routing_config(base + R"("five9"}}})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message == "routing.connectors.vici.target: 'five9' is not a target");
+  bad = parse_routing_config(base + R"("vicidial", "interval_s": "5"}}})");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message ==
+        "routing.connectors.vici.interval_s: must be a number from 0.05 to 3600");
 }
