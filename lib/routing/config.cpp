@@ -339,7 +339,7 @@ Result<RoutingConfig> parse_routing_config(const json::Value &root, std::string_
   if (!root.is(Kind::object))
     return Error{Errc::invalid_argument, p + ": must be an object with \"targets\" and \"plans\""};
   Obj o(root, p);
-  IVR_TRY(o.only({"targets", "target_sets", "schedules", "plans", "description"}));
+  IVR_TRY(o.only({"targets", "target_sets", "schedules", "plans", "connectors", "description"}));
   RoutingConfig c;
 
   auto targets = o.member("targets", Kind::object, true, "an object of name -> target");
@@ -395,6 +395,20 @@ Result<RoutingConfig> parse_routing_config(const json::Value &root, std::string_
   }
 
   if (Status s = validate_routing_config(c, path); !s) return s.error();
+
+  // Availability connectors, each feeding a known target.
+  if (const json::Value *cv = o.find("connectors")) {
+    auto connectors = parse_availability_connectors(*cv, o.at("connectors"));
+    if (!connectors.ok()) return connectors.error();
+    for (const ConnectorConfig &k : connectors.value()) {
+      const bool known = std::any_of(c.targets.begin(), c.targets.end(),
+                                     [&](const TargetConfig &t) { return t.name == k.target; });
+      if (!known)
+        return Error{Errc::invalid_argument, o.at("connectors." + k.name + ".target") + ": '" +
+                                                 shown_name(k.target) + "' is not a target"};
+    }
+    c.connectors = std::move(connectors).value();
+  }
   return c;
 }
 

@@ -15,6 +15,7 @@
 
 #include "common/json.h"
 #include "common/result.h"
+#include "routing/availability.h"
 #include "routing/model.h"
 #include "rules/schedule.h"
 
@@ -54,6 +55,8 @@ struct RoutingConfig {
   std::vector<TargetSetConfig> sets;
   std::vector<PlanConfig> plans;
   rules::ScheduleRegistry schedules;  // for plan entries and in_schedule() in rules
+  // "connectors": availability connectors (availability.h), each naming one of `targets`.
+  std::vector<ConnectorConfig> connectors;
 };
 
 // Parses and validates (validate_routing_config). Errors: Errc::parse for malformed JSON

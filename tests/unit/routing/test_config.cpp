@@ -157,7 +157,7 @@ TEST_CASE("config: document, set and plan errors") {
   CHECK(error_of(R"({"targets": {}})") == "routing.plans: missing");
   CHECK(error_of(R"({"targets": {}, "plans": {}, "queues": {}})") ==
         "routing.queues: unknown field (known: targets, target_sets, schedules, plans, "
-        "description)");
+        "connectors, description)");
   CHECK(error_of(R"({"targets": {"a": {"uris": ["sip:a@h"], "capacity": 1}},
                     "target_sets": {"s": ["a", "zz"]}, "plans": {}})") ==
         "routing.target_sets.s[1]: unknown target 'zz'");
