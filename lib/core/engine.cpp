@@ -425,6 +425,10 @@ void Engine::on_sip_event(sip::SipEvent &event) {
     call->after_started();
     return;
   }
+  if (event.kind == Kind::options) {  // an OPTIONS probe's result, for whoever sent it
+    if (event.options_done) event.options_done(std::move(event.options));
+    return;
+  }
   auto call = find(event.dialog);
   if (!call) return;  // a dialog we already finished
   switch (event.kind) {
@@ -441,6 +445,7 @@ void Engine::on_sip_event(sip::SipEvent &event) {
       call->on_terminated(event);
       break;
     case Kind::invite:
+    case Kind::options:
       break;
   }
 }

@@ -19,8 +19,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <future>
@@ -46,6 +49,9 @@ constexpr const char *kInfoAccept = "application/dtmf-relay, application/dtmf";
 // for unanswered BYEs; after the drop it completes on its next 1 s tick).
 constexpr su_duration_t kShutdownGraceMs = 2000;
 constexpr su_duration_t kShutdownHardMs = 5000;
+// An OPTIONS probe without its own timeout gives up after this (Sofia's timer F is 32 s).
+constexpr uint32_t kDefaultProbeTimeoutMs = 5000;
+constexpr uint32_t kMaxProbeTimeoutMs = 64000;
 
 const char *transport_name(Transport t) {
   switch (t) {
@@ -154,6 +160,8 @@ class SofiaSipStack final : public SipStack {
   void hangup(DialogId dialog, std::string reason) override {
     post({Command::hangup, dialog, 0, std::move(reason)});
   }
+  bool send_options(std::string uri, uint32_t timeout_ms,
+                    std::function<void(OptionsResult)> done) override;
   void shutdown(std::string reason) override;
   uint16_t bound_port() const override { return port_.load(); }
 
@@ -163,6 +171,21 @@ class SofiaSipStack final : public SipStack {
     DialogId dialog;
     int status;
     std::string text;  // SDP or reason
+  };
+
+  struct ProbeCommand {
+    std::string uri;
+    uint32_t timeout_ms = 0;
+    std::function<void(OptionsResult)> done;
+  };
+
+  // An OPTIONS in flight: its own nua handle (no dialog) and its timeout timer.
+  struct Probe {
+    nua_handle_t *nh = nullptr;
+    su_timer_t *timer = nullptr;
+    std::chrono::steady_clock::time_point sent;
+    std::string uri;
+    std::function<void(OptionsResult)> done;
   };
 
   enum class DState : uint8_t {
@@ -186,6 +209,7 @@ class SofiaSipStack final : public SipStack {
 
   // ---- any thread ----
   bool post(Command command);
+  bool wake_locked();  // cmd_mutex_ held
 
   // ---- SIP thread ----
   void thread_main(std::promise<Status> &started);
@@ -196,6 +220,7 @@ class SofiaSipStack final : public SipStack {
                            const sip_t *sip, tagi_t tags[]);
   static void on_grace_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
   static void on_hard_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
+  static void on_probe_timer(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg);
 
   void run_commands();
   void execute(Command &c);
@@ -205,6 +230,10 @@ class SofiaSipStack final : public SipStack {
   void on_info(nua_handle_t *nh, const sip_t *sip);
   void on_terminated(DialogId id, int status, const char *phrase);
   void on_get_params(tagi_t tags[]);
+  void start_probe(ProbeCommand &c);
+  void on_options_response(int status, const char *phrase, nua_handle_t *nh, const sip_t *sip);
+  void finish_probe(uint64_t id, OptionsResult result);
+  void cancel_probes(const char *why);
   void on_shutdown_done(int status, const char *phrase);
   Dialog *find(DialogId id);
   DialogId id_of(nua_handle_t *nh) const;
@@ -225,6 +254,7 @@ class SofiaSipStack final : public SipStack {
   // Command queue, shared with the SIP thread.
   std::mutex cmd_mutex_;
   std::vector<Command> cmds_;
+  std::vector<ProbeCommand> probe_cmds_;
   su_root_t *root_ = nullptr;  // non-null while the SIP thread accepts commands
   bool wake_pending_ = false;
 
@@ -233,12 +263,16 @@ class SofiaSipStack final : public SipStack {
 
   // SIP thread only.
   nua_t *nua_ = nullptr;
+  su_root_t *sip_root_ = nullptr;
   su_timer_t *grace_timer_ = nullptr;
   su_timer_t *hard_timer_ = nullptr;
   std::promise<Status> *started_ = nullptr;  // until the bound port is known
   std::unordered_map<DialogId, Dialog> dialogs_;
   std::unordered_map<nua_handle_t *, DialogId> by_handle_;
   DialogId next_id_ = 1;
+  std::unordered_map<uint64_t, Probe> probes_;
+  std::unordered_map<nua_handle_t *, uint64_t> probe_by_handle_;
+  uint64_t next_probe_ = 1;
   bool shutting_down_ = false;
   bool nua_shutdown_called_ = false;
   bool shutdown_final_ = false;
@@ -267,6 +301,23 @@ bool SofiaSipStack::post(Command command) {
     return false;
   }
   cmds_.push_back(std::move(command));
+  return wake_locked();
+}
+
+bool SofiaSipStack::send_options(std::string uri, uint32_t timeout_ms,
+                                 std::function<void(OptionsResult)> done) {
+  std::lock_guard<std::mutex> lock(cmd_mutex_);
+  if (!root_) {
+    IVR_LOG(log_, debug, kSub, "OPTIONS to %s not sent: stack stopped", uri.c_str());
+    return false;
+  }
+  probe_cmds_.push_back({std::move(uri), timeout_ms, std::move(done)});
+  if (wake_locked()) return true;
+  probe_cmds_.pop_back();  // the contract: false means done is never called
+  return false;
+}
+
+bool SofiaSipStack::wake_locked() {
   if (wake_pending_) return true;
   // The message carries nothing: it only makes the SIP thread drain cmds_.
   su_msg_r msg = SU_MSG_R_INIT;
@@ -360,6 +411,7 @@ void SofiaSipStack::thread_main(std::promise<Status> &started) {
     std::lock_guard<std::mutex> lock(cmd_mutex_);
     root_ = root;
   }
+  sip_root_ = root;
   // The bound port (port 0 picks one) is in the contact nta reports.
   nua_get_params(nua_, TAG_ANY(), TAG_END());
 
@@ -369,7 +421,9 @@ void SofiaSipStack::thread_main(std::promise<Status> &started) {
     std::lock_guard<std::mutex> lock(cmd_mutex_);
     root_ = nullptr;
     cmds_.clear();
+    probe_cmds_.clear();
   }
+  cancel_probes("SIP stack stopped");
   if (grace_timer_) su_timer_destroy(grace_timer_), grace_timer_ = nullptr;
   if (hard_timer_) su_timer_destroy(hard_timer_), hard_timer_ = nullptr;
   if (shutdown_final_) {
@@ -390,10 +444,19 @@ void SofiaSipStack::on_wake(su_root_magic_t *magic, su_msg_r, su_msg_arg_t *) {
 
 void SofiaSipStack::run_commands() {
   std::vector<Command> batch;
+  std::vector<ProbeCommand> probes;
   {
     std::lock_guard<std::mutex> lock(cmd_mutex_);
     batch.swap(cmds_);
+    probes.swap(probe_cmds_);
     wake_pending_ = false;
+  }
+  for (ProbeCommand &p : probes) {
+    try {
+      start_probe(p);
+    } catch (const std::exception &e) {
+      IVR_LOG(log_, error, kSub, "OPTIONS to %s failed: %s", p.uri.c_str(), e.what());
+    }
   }
   for (Command &c : batch) {
     try {
@@ -559,6 +622,9 @@ void SofiaSipStack::handle_event(nua_event_t event, int status, const char *phra
       return;
     case nua_i_info:
       on_info(nh, sip);
+      return;
+    case nua_r_options:
+      on_options_response(status, phrase, nh, sip);
       return;
     default:
       break;
@@ -785,6 +851,7 @@ void SofiaSipStack::begin_shutdown(const std::string &reason) {
   shutdown_reason_ = reason.empty() ? "shutdown" : reason;
   IVR_LOG(log_, info, kSub, "SIP shutdown (%s): ending %zu dialog(s)", shutdown_reason_.c_str(),
           dialogs_.size());
+  cancel_probes("SIP stack shutting down");
   for (auto &[id, d] : dialogs_) {
     if (!d.cause) d.cause = TerminationCause::shutdown;
     switch (d.state) {
@@ -861,7 +928,135 @@ void SofiaSipStack::on_shutdown_done(int status, const char *phrase) {
   if (root_) su_root_break(root_);
 }
 
+// ---------------------------------------------------------------- OPTIONS probes
+
+void SofiaSipStack::start_probe(ProbeCommand &c) {
+  OptionsResult result;
+  result.uri = c.uri;
+  if (shutting_down_ || !nua_) {
+    result.outcome = OptionsResult::Outcome::cancelled;
+    result.phrase = "SIP stack shutting down";
+    SipEvent ev = make_event(SipEvent::Kind::options, 0);
+    ev.options = std::move(result);
+    ev.options_done = std::move(c.done);
+    emit(std::move(ev));
+    return;
+  }
+  const uint64_t id = next_probe_++;
+  Probe p;
+  p.uri = c.uri;
+  p.done = std::move(c.done);
+  p.sent = std::chrono::steady_clock::now();
+  p.nh =
+      nua_handle(nua_, nullptr, NUTAG_URL(c.uri.c_str()), SIPTAG_TO_STR(c.uri.c_str()), TAG_END());
+  uint32_t timeout =
+      c.timeout_ms ? std::min(c.timeout_ms, kMaxProbeTimeoutMs) : kDefaultProbeTimeoutMs;
+  // Sofia's own timer F (32 s, or transaction_timeout_ms) may be longer than the probe's
+  // budget: our timer ends the probe as a timeout and destroys the handle.
+  p.timer = su_timer_create(su_root_task(sip_root_), static_cast<su_duration_t>(timeout));
+  probes_.emplace(id, std::move(p));
+  Probe &probe = probes_.at(id);
+  if (!probe.nh || !probe.timer) {
+    result.outcome = OptionsResult::Outcome::transport_error;
+    result.phrase = !probe.nh ? "cannot create a nua handle" : "cannot create a timer";
+    finish_probe(id, std::move(result));
+    return;
+  }
+  probe_by_handle_.emplace(probe.nh, id);
+  su_timer_set(probe.timer, &SofiaSipStack::on_probe_timer,
+               reinterpret_cast<su_timer_arg_t *>(static_cast<uintptr_t>(id)));
+  IVR_LOG(log_, debug, kSub, "OPTIONS %llu to %s (timeout %u ms)",
+          static_cast<unsigned long long>(id), c.uri.c_str(), timeout);
+  nua_options(probe.nh, TAG_END());
+}
+
+void SofiaSipStack::on_options_response(int status, const char *phrase, nua_handle_t *nh,
+                                        const sip_t *sip) {
+  auto it = nh ? probe_by_handle_.find(nh) : probe_by_handle_.end();
+  if (it == probe_by_handle_.end()) {
+    if (nh) nua_handle_destroy(nh);  // not ours (see handle_event)
+    return;
+  }
+  if (status < 200) return;
+  OptionsResult result;
+  result.status = status;
+  result.phrase = phrase;
+  // Sofia's local responses (timer F's 408, a transport error's 503, 9xx) are built in
+  // memory: only a response that came off the network has a source address.
+  std::string from;
+  nua_saved_event_t saved[1] = {};
+  if (nua_save_event(nua_, saved)) {
+    const nua_event_data_t *data = nua_event_data(saved);
+    if (data) from = sofia::source_address(data->e_msg);
+    nua_destroy_event(saved);
+  }
+  const bool local = status >= 700 || !sip || from.empty();
+  IVR_LOG(log_, trace, kSub, "OPTIONS response %d %s from '%s'", status, phrase, from.c_str());
+  if (!local)
+    result.outcome = OptionsResult::Outcome::response;
+  else if (status == 408)
+    result.outcome = OptionsResult::Outcome::timeout;
+  else
+    result.outcome = OptionsResult::Outcome::transport_error;
+  finish_probe(it->second, std::move(result));
+}
+
+void SofiaSipStack::on_probe_timer(su_root_magic_t *magic, su_timer_t *, su_timer_arg_t *arg) {
+  auto *self = reinterpret_cast<SofiaSipStack *>(magic);
+  OptionsResult result;
+  result.outcome = OptionsResult::Outcome::timeout;
+  result.phrase = "no answer";
+  self->finish_probe(static_cast<uint64_t>(reinterpret_cast<uintptr_t>(arg)), std::move(result));
+}
+
+void SofiaSipStack::finish_probe(uint64_t id, OptionsResult result) {
+  auto it = probes_.find(id);
+  if (it == probes_.end()) return;
+  Probe p = std::move(it->second);
+  probes_.erase(it);
+  if (p.timer) su_timer_destroy(p.timer);  // also fine from its own callback
+  if (p.nh) {
+    probe_by_handle_.erase(p.nh);
+    nua_handle_destroy(p.nh);  // no further events for it; cancels a pending transaction
+  }
+  result.uri = std::move(p.uri);
+  result.rtt_ms = static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                            std::chrono::steady_clock::now() - p.sent)
+                                            .count());
+  IVR_LOG(log_, debug, kSub, "OPTIONS %llu to %s: %s %d %s (%u ms)",
+          static_cast<unsigned long long>(id), result.uri.c_str(),
+          options_outcome_name(result.outcome), result.status, result.phrase.c_str(),
+          result.rtt_ms);
+  SipEvent ev = make_event(SipEvent::Kind::options, 0);
+  ev.options = std::move(result);
+  ev.options_done = std::move(p.done);
+  emit(std::move(ev));
+}
+
+void SofiaSipStack::cancel_probes(const char *why) {
+  while (!probes_.empty()) {
+    OptionsResult result;
+    result.outcome = OptionsResult::Outcome::cancelled;
+    result.phrase = why;
+    finish_probe(probes_.begin()->first, std::move(result));
+  }
+}
+
 }  // namespace
+
+const char *options_outcome_name(OptionsResult::Outcome o) {
+  switch (o) {
+    case OptionsResult::Outcome::response:
+      return "response";
+    case OptionsResult::Outcome::timeout:
+      return "timeout";
+    case OptionsResult::Outcome::transport_error:
+      return "transport_error";
+    case OptionsResult::Outcome::cancelled:
+      return "cancelled";
+  }
+  return "?";
+}
 
 Result<std::unique_ptr<SipStack>> SipStack::start(SipOptions options) {
   if (options.address.empty()) return Error{Errc::invalid_argument, "sip.address: empty"};

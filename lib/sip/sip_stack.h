@@ -24,17 +24,34 @@ using DialogId = uint64_t;
 enum class Transport : uint8_t { udp, tcp, udp_tcp };
 
 struct SipHeader {
-  std::string name;   // as received, e.g. "X-Lead-Id"
+  std::string name;  // as received, e.g. "X-Lead-Id"
   std::string value;
 };
 
 enum class TerminationCause : uint8_t {
-  remote_bye,      // the caller sent BYE
-  remote_cancel,   // the caller sent CANCEL before we answered
-  local,           // we rejected or hung up
-  error,           // transaction timeout, transport error, no ACK...
-  shutdown,        // the stack is shutting down
+  remote_bye,     // the caller sent BYE
+  remote_cancel,  // the caller sent CANCEL before we answered
+  local,          // we rejected or hung up
+  error,          // transaction timeout, transport error, no ACK...
+  shutdown,       // the stack is shutting down
 };
+
+// The outcome of one out-of-dialog OPTIONS (SipStack::send_options).
+struct OptionsResult {
+  enum class Outcome : uint8_t {
+    response,         // the peer answered: status and phrase are its final response
+    timeout,          // no final response within the probe's timeout (or Sofia's 408)
+    transport_error,  // not sent or not deliverable (connection refused, bad URI...):
+                      // status/phrase are Sofia's local response
+    cancelled,        // the stack shut down before an answer
+  } outcome = Outcome::timeout;
+  int status = 0;  // response: the peer's final status (2xx-6xx); otherwise Sofia's local
+                   // status, if any (408, 503, 9xx), or 0
+  std::string phrase;
+  uint32_t rtt_ms = 0;  // request sent -> final response (or -> giving up)
+  std::string uri;      // the probed URI, as given
+};
+const char *options_outcome_name(OptionsResult::Outcome o);
 
 struct SipEvent {
   enum class Kind : uint8_t {
@@ -43,21 +60,26 @@ struct SipEvent {
     ack,         // ACK received for our 2xx: sdp filled when the ACK carries our answer
     info_dtmf,   // a SIP INFO carrying DTMF (already answered 200 by the stack)
     terminated,  // the dialog is over; no more events for it; the stack frees it
+    options,     // an OPTIONS probe finished (dialog 0): options + options_done filled
   } kind;
   DialogId dialog = 0;
 
   // invite
   std::string call_id, from, to, request_uri, contact, remote_signaling;  // "ip:port"
-  std::string from_user, to_user;        // user parts of From/To URIs
-  std::vector<SipHeader> headers;        // every header of the INVITE, in order
-  std::string sdp;                       // body when Content-Type is application/sdp
+  std::string from_user, to_user;  // user parts of From/To URIs
+  std::vector<SipHeader> headers;  // every header of the INVITE, in order
+  std::string sdp;                 // body when Content-Type is application/sdp
   bool has_sdp = false;
 
-  media::DtmfDigit dtmf{};               // info_dtmf
+  media::DtmfDigit dtmf{};  // info_dtmf
 
   TerminationCause cause = TerminationCause::local;  // terminated
-  int status = 0;                        // terminated: final SIP status involved, if any
+  int status = 0;  // terminated: final SIP status involved, if any
   std::string phrase;
+
+  // options: the receiver (on the engine side) calls options_done(std::move(options)).
+  OptionsResult options;
+  std::function<void(OptionsResult)> options_done;
 };
 
 struct SipOptions {
@@ -80,12 +102,20 @@ class SipStack {
 
   // Thread-safe, non-blocking commands. Unknown or finished dialogs are ignored (logged at
   // debug). Reason texts go into a Reason header where SIP allows one.
-  virtual void ringing(DialogId dialog) = 0;                           // 180 Ringing
-  virtual void answer(DialogId dialog, std::string sdp) = 0;           // 200 OK + SDP
+  virtual void ringing(DialogId dialog) = 0;                                 // 180 Ringing
+  virtual void answer(DialogId dialog, std::string sdp) = 0;                 // 200 OK + SDP
   virtual void reject(DialogId dialog, int status, std::string reason) = 0;  // 4xx-6xx
   virtual void answer_reinvite(DialogId dialog, int status, std::string sdp) = 0;
-  virtual void hangup(DialogId dialog, std::string reason) = 0;        // BYE (or CANCEL-like
-                                                                       // 480 before answer)
+  virtual void hangup(DialogId dialog, std::string reason) = 0;  // BYE (or CANCEL-like
+                                                                 // 480 before answer)
+  // Sends an out-of-dialog OPTIONS to `uri` ("sip:host:port", ";transport=tcp" allowed)
+  // and reports the outcome once through the sink as a SipEvent of kind options carrying
+  // `done` (so done runs wherever the sink delivers: the engine loop). timeout_ms bounds
+  // the wait (0: 5000 ms); the nua handle is destroyed after the final response or the
+  // timeout. Returns false (done is never called) when the stack is stopped; a probe still
+  // in flight at shutdown completes with Outcome::cancelled.
+  virtual bool send_options(std::string uri, uint32_t timeout_ms,
+                            std::function<void(OptionsResult)> done) = 0;
   // Blocking: ends every dialog (BYE/480 with reason), waits for nua_r_shutdown, stops the
   // thread. Idempotent.
   virtual void shutdown(std::string reason) = 0;

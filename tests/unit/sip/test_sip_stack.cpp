@@ -55,6 +55,8 @@ const char *kind_name(Kind k) {
       return "info_dtmf";
     case Kind::terminated:
       return "terminated";
+    case Kind::options:
+      return "options";
   }
   return "?";
 }
