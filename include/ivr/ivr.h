@@ -5,13 +5,13 @@
 #ifndef IVR_IVR_H
 #define IVR_IVR_H
 
-#include "ivr/common.h"
-#include "ivr/event.h"
-#include "ivr/engine.h"
 #include "ivr/call.h"
+#include "ivr/common.h"
+#include "ivr/db.h"
+#include "ivr/engine.h"
+#include "ivr/event.h"
 #include "ivr/flow.h"
 #include "ivr/http.h"
 #include "ivr/webhook.h"
-#include "ivr/db.h"
 
 #endif /* IVR_IVR_H */
