@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "../loopback_ports.h"
 #include "core/event_loop.h"
 #include "core/target_prober.h"
 #include "routing/target_pool.h"
@@ -32,6 +33,10 @@
 extern char **environ;
 
 namespace {
+
+using ivr::test::bind_loopback;
+using ivr::test::free_media_port;
+using ivr::test::free_port;
 
 using namespace std::chrono_literals;
 using ivr::core::EventLoop;
@@ -46,51 +51,6 @@ constexpr const char *kSipp = "/usr/bin/sipp";
 ivr::LoggerPtr test_logger() {
   const char *env = std::getenv("IVR_TEST_SIP_DEBUG");
   return ivr::make_stderr_logger(env && *env == '1' ? ivr::LogLevel::debug : ivr::LogLevel::warn);
-}
-
-int bind_loopback(int type, uint16_t port, uint16_t *bound) {
-  int fd = ::socket(AF_INET, type | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  if (bound) *bound = ntohs(a.sin_port);
-  return fd;
-}
-
-uint16_t free_port() {
-  uint16_t port = 0;
-  int fd = bind_loopback(SOCK_DGRAM, 0, &port);
-  REQUIRE(fd >= 0);
-  ::close(fd);
-  return port;
-}
-
-// SIPp binds -mp and -mp + 2 even as a signalling-only UAS.
-uint16_t free_media_port() {
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    uint16_t port = 0;
-    int a = bind_loopback(SOCK_DGRAM, 0, &port);
-    if (a < 0 || port > 65000) {
-      if (a >= 0) ::close(a);
-      continue;
-    }
-    int b = bind_loopback(SOCK_DGRAM, static_cast<uint16_t>(port + 2), nullptr);
-    ::close(a);
-    if (b >= 0) {
-      ::close(b);
-      return port;
-    }
-  }
-  FAIL("no free UDP port pair for SIPp's media");
-  return 0;
 }
 
 // A SIPp UAS on 127.0.0.1:port answering every OPTIONS per its scenario, until destroyed
