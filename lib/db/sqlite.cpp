@@ -92,8 +92,9 @@ class Connection {
     db_ = db;
     sqlite3_extended_result_codes(db_, 1);
     // Writers elsewhere (the daemon's store, a CRM sync) hold the lock briefly: wait for it,
-    // within the query's deadline (the progress handler stops a long wait).
-    sqlite3_busy_timeout(db_, 1000);
+    // in 5 ms steps, for at most 1 s and never past the query's deadline or its cancel (a
+    // connector being destroyed joins this thread on the engine loop).
+    sqlite3_busy_handler(db_, &Connection::busy, this);
     sqlite3_progress_handler(db_, 1000, &Connection::progress, this);
     if (!read_only_) sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
     return true;
@@ -105,10 +106,16 @@ class Connection {
     db_ = nullptr;
   }
 
+  bool should_stop() const {
+    return current_ && (current_->cancelled.load() || SteadyClock::now() > current_->deadline);
+  }
   // Called by SQLite every 1000 VM steps: a cancelled or overdue query stops here.
-  static int progress(void *self) {
-    Job *job = static_cast<Connection *>(self)->current_;
-    return job && (job->cancelled.load() || SteadyClock::now() > job->deadline) ? 1 : 0;
+  static int progress(void *self) { return static_cast<Connection *>(self)->should_stop() ? 1 : 0; }
+  // Called while the database is locked: 1 retries after a short sleep, 0 gives up (BUSY).
+  static int busy(void *self, int tries) {
+    if (tries >= 200 || static_cast<Connection *>(self)->should_stop()) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return 1;
   }
 
   sqlite3_stmt *prepare(const std::string &text, QueryResult &out) {

@@ -235,3 +235,17 @@ TEST_CASE("sqlite: destroying the connector with queries in flight delivers noth
   f.loop.run_for(200ms);
   CHECK_FALSE(answered);
 }
+
+TEST_CASE("sqlite: a database locked by another writer is waited for within the deadline") {
+  Fixture f(1);
+  sqlite3 *other = nullptr;
+  REQUIRE(sqlite3_open(f.db.path.c_str(), &other) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+  auto r = f.ask("INSERT INTO n VALUES (?)", {"1"}, 300);
+  CHECK(r.error == DbErrc::connect);  // busy: the database is not usable now
+  CHECK(r.message.find("locked") != std::string::npos);
+  sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  r = f.ask("INSERT INTO n VALUES (?)", {"2"});
+  CHECK(r.error == DbErrc::none);
+}
