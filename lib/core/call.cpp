@@ -456,6 +456,8 @@ void Call::on_terminated(const sip::SipEvent &event) {
       end(pending_end_reason_, pending_end_code_ ? pending_end_code_ : event.status,
           pending_end_text_.empty() ? std::string("ended") : pending_end_text_);
       break;
+    case sip::TerminationCause::refused:  // outbound legs only
+    case sip::TerminationCause::no_answer:
     case sip::TerminationCause::error:
       end(EndReason::error, event.status,
           event.phrase.empty() ? std::string("SIP failure") : event.phrase);

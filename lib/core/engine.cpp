@@ -446,6 +446,9 @@ void Engine::on_sip_event(sip::SipEvent &event) {
       break;
     case Kind::invite:
     case Kind::options:
+    case Kind::progress:  // outbound legs: not placed yet
+    case Kind::answered:
+    case Kind::refer:
       break;
   }
 }

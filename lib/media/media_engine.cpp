@@ -65,7 +65,7 @@ class MediaEngineImpl final : public MediaEngine {
     return Status::success();
   }
 
-  Result<uint16_t> open_session(SessionId id) override {
+  Result<uint16_t> open_session(SessionId id, SessionId /*colocate_with*/ = 0) override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (sessions_.count(id))
       return Error{Errc::bad_state, "media session " + std::to_string(id) + " is already open"};
@@ -136,6 +136,12 @@ class MediaEngineImpl final : public MediaEngine {
     c.id = id;
     thread_for(id).post(std::move(c));
   }
+
+  // Placeholder until the relay lands (this session's media helper replaces it).
+  Status bridge(SessionId, SessionId) override {
+    return Status{Errc::unsupported, "media relay not built yet"};
+  }
+  void unbridge(SessionId) override {}
 
   MediaStats stats() const override {
     MediaStats s;

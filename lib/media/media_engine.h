@@ -51,6 +51,7 @@ struct MediaStats {
   uint64_t packets_sent = 0, packets_received = 0, packets_dropped = 0;
   uint64_t bad_packets = 0, foreign_packets = 0, late_ticks = 0;
   uint64_t rtcp_packets = 0;  // RTCP read on RTP+1 or multiplexed on the RTP port (not parsed)
+  uint64_t packets_relayed = 0;  // sent on a bridged session on behalf of its peer
 };
 
 class MediaEngine {
@@ -74,7 +75,9 @@ class MediaEngine {
 
   // All methods below are thread-safe and never block on the media threads (they post).
   // open_session binds the RTP (and RTCP) sockets synchronously so the port is known.
-  virtual Result<uint16_t> open_session(SessionId id) = 0;
+  // colocate_with (a session id, 0 = none) puts the new session on that session's media
+  // thread: sessions to be bridged must share one.
+  virtual Result<uint16_t> open_session(SessionId id, SessionId colocate_with = 0) = 0;
   // Starts or updates sending/receiving. Symmetric RTP: the session latches to the source
   // address of the first valid RTP packet it receives and sends there from then on;
   // packets from other sources are dropped and counted after latching.
@@ -85,6 +88,18 @@ class MediaEngine {
   virtual void stop_playback(SessionId id) = 0;
   virtual void set_inband_dtmf(SessionId id, bool enabled) = 0;
   virtual void close_session(SessionId id) = 0;
+
+  // Relays media between two sessions of one media thread (the B2BUA's two legs): every RTP
+  // packet a accepts is sent on b to b's remote and the other way round, re-stamped with the
+  // sending session's SSRC, sequence and timestamp, transcoded when the codecs differ (PCMU
+  // <-> PCMA), telephone-events carried over to the other side's payload type (dropped when
+  // it has none). DTMF is still reported for both. While bridged a session sends no
+  // prompt or comfort frames (a playing prompt ends stopped). Errc::invalid_argument when
+  // a == b, Errc::not_found for an unknown session, Errc::bad_state when they are on
+  // different threads or one is already bridged.
+  virtual Status bridge(SessionId a, SessionId b) = 0;
+  // Ends the bridge of `id` and of its peer; both go back to pacing their own frames.
+  virtual void unbridge(SessionId id) = 0;
 
   virtual MediaStats stats() const = 0;
   virtual size_t session_count() const = 0;

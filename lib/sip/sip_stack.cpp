@@ -77,6 +77,10 @@ const char *cause_name(TerminationCause c) {
       return "error";
     case TerminationCause::shutdown:
       return "shutdown";
+    case TerminationCause::refused:
+      return "refused";
+    case TerminationCause::no_answer:
+      return "no_answer";
   }
   return "?";
 }
@@ -162,6 +166,10 @@ class SofiaSipStack final : public SipStack {
   }
   bool send_options(std::string uri, uint32_t timeout_ms,
                     std::function<void(OptionsResult)> done) override;
+  // Placeholders until the outbound leg lands (this session's SIP helper replaces them).
+  DialogId invite(OutboundInvite) override { return 0; }
+  void redirect(DialogId, int, std::vector<std::string>, std::string) override {}
+  void refer(DialogId, std::string) override {}
   void shutdown(std::string reason) override;
   uint16_t bound_port() const override { return port_.load(); }
 

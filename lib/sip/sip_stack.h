@@ -32,8 +32,22 @@ enum class TerminationCause : uint8_t {
   remote_bye,     // the caller sent BYE
   remote_cancel,  // the caller sent CANCEL before we answered
   local,          // we rejected or hung up
-  error,          // transaction timeout, transport error, no ACK...
+  error,          // transaction timeout, transport error, no ACK...; for an outbound leg
+                  // also "not deliverable" (Sofia's local 408/503, connection refused)
   shutdown,       // the stack is shutting down
+  refused,        // outbound leg: the far end answered our INVITE 3xx-6xx (status, phrase)
+  no_answer,      // outbound leg: no final answer within ring_timeout_ms; we sent CANCEL
+};
+
+// An outbound call leg placed by SipStack::invite (the B2BUA's second leg).
+struct OutboundInvite {
+  std::string uri;           // Request-URI and To: "sip:8300@127.0.0.1:5070" (";transport=tcp")
+  std::string from_user;     // user part of From ("" = "ivr"); the host is the stack's address
+  std::string from_display;  // display name in From ("" = none)
+  std::vector<SipHeader> headers;   // added as given (X-*, User-to-User)
+  std::string sdp;                  // our offer (application/sdp); required
+  std::string username, password;   // digest credentials for 401/407 ("" = none)
+  uint32_t ring_timeout_ms = 30000; // no final answer by then: CANCEL, cause no_answer
 };
 
 // The outcome of one out-of-dialog OPTIONS (SipStack::send_options).
@@ -61,6 +75,13 @@ struct SipEvent {
     info_dtmf,   // a SIP INFO carrying DTMF (already answered 200 by the stack)
     terminated,  // the dialog is over; no more events for it; the stack frees it
     options,     // an OPTIONS probe finished (dialog 0): options + options_done filled
+    // Outbound legs (SipStack::invite):
+    progress,  // a provisional answer 101-199: status, phrase; sdp/has_sdp (early media)
+    answered,  // a 2xx: status, phrase, sdp (the answer); the stack has sent the ACK
+    // REFER on any answered dialog (SipStack::refer): status is the REFER's own final
+    // answer when it was refused, otherwise the status line of each NOTIFY's sipfrag
+    // (100, 180, 200, 486...); refer_final marks the last one of this REFER.
+    refer,
   } kind;
   DialogId dialog = 0;
 
@@ -74,8 +95,9 @@ struct SipEvent {
   media::DtmfDigit dtmf{};  // info_dtmf
 
   TerminationCause cause = TerminationCause::local;  // terminated
-  int status = 0;  // terminated: final SIP status involved, if any
+  int status = 0;  // terminated: final SIP status involved, if any; progress/answered/refer
   std::string phrase;
+  bool refer_final = false;  // refer
 
   // options: the receiver (on the engine side) calls options_done(std::move(options)).
   OptionsResult options;
@@ -106,8 +128,19 @@ class SipStack {
   virtual void answer(DialogId dialog, std::string sdp) = 0;                 // 200 OK + SDP
   virtual void reject(DialogId dialog, int status, std::string reason) = 0;  // 4xx-6xx
   virtual void answer_reinvite(DialogId dialog, int status, std::string sdp) = 0;
-  virtual void hangup(DialogId dialog, std::string reason) = 0;  // BYE (or CANCEL-like
-                                                                 // 480 before answer)
+  // BYE when answered. Before answer: an inbound call gets a 480, an outbound leg a CANCEL
+  // (terminated with cause local follows).
+  virtual void hangup(DialogId dialog, std::string reason) = 0;
+  // Places an outbound leg and returns its dialog id at once (0 when the stack is stopped);
+  // events for it (progress, answered, terminated...) carry that id. A 401/407 is answered
+  // once with the credentials; a second challenge ends the leg as refused.
+  virtual DialogId invite(OutboundInvite invite) = 0;
+  // Answers an inbound INVITE not yet answered with a 3xx (302) carrying these Contacts.
+  virtual void redirect(DialogId dialog, int status, std::vector<std::string> contacts,
+                        std::string reason) = 0;
+  // Sends REFER (Refer-To: refer_to) in an answered dialog; results arrive as refer events.
+  // The dialog stays up: the caller of refer() hangs up after a final 2xx.
+  virtual void refer(DialogId dialog, std::string refer_to) = 0;
   // Sends an out-of-dialog OPTIONS to `uri` ("sip:host:port", ";transport=tcp" allowed)
   // and reports the outcome once through the sink as a SipEvent of kind options carrying
   // `done` (so done runs wherever the sink delivers: the engine loop). timeout_ms bounds

@@ -62,6 +62,12 @@ const char *kind_name(Kind k) {
       return "terminated";
     case Kind::options:
       return "options";
+    case Kind::progress:
+      return "progress";
+    case Kind::answered:
+      return "answered";
+    case Kind::refer:
+      return "refer";
   }
   return "?";
 }
