@@ -181,6 +181,10 @@ class QueuePort : public CallPort {
   }
   // Nor a db node; an empty answer keeps the port complete.
   void start_db(const DbStart &, uint64_t token) override { push(Kind::db, token); }
+  // Placeholders until route/transfer land in this port (this session).
+  void start_route(const RouteStart &, uint64_t) override {}
+  void cancel_route(uint64_t) override {}
+  void start_transfer(const TransferStart &, uint64_t) override {}
   void cancel_db(uint64_t token) override {
     for (size_t i = head_; i < queue_.size(); ++i)
       if (queue_[i].kind == Kind::db && queue_[i].token == token) queue_[i].live = false;

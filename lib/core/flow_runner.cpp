@@ -227,6 +227,10 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
         });
     db_[token] = id;
   }
+  // Placeholders until route/transfer land in this port (this session).
+  void start_route(const flow::RouteStart &, uint64_t) override {}
+  void cancel_route(uint64_t) override {}
+  void start_transfer(const flow::TransferStart &, uint64_t) override {}
   void cancel_db(uint64_t token) override {
     auto it = db_.find(token);
     if (it == db_.end()) return;

@@ -56,6 +56,65 @@ struct DbDone {
   db::Rows rows;
 };
 
+// What a route step may read of the call while it runs: the routing rules' variables and the
+// target's header templates (routing config, not the flow's) are resolved against the call.
+class RouteVariables {
+ public:
+  virtual ~RouteVariables() = default;
+  // A variable by dotted name (call.*, vars.*, steps.*); null when the call has none.
+  virtual rules::Value get(std::string_view name) const = 0;
+  // Renders template text ("{{vars.lead_id}}") against the call's variables; an unknown
+  // variable renders empty; a malformed template is an error naming the reason.
+  virtual Result<std::string> render(std::string_view template_text) const = 0;
+};
+
+// One route (or enqueue) step as the port performs it: decide with the routing plan, dial the
+// candidates in order (failover), queue when none can take the call. docs/flows.md, "route".
+struct RouteStart {
+  std::string node;
+  std::string plan;                                         // the routing plan's name
+  std::vector<std::pair<std::string, std::string>> headers;  // rendered, added to the INVITE
+  std::string caller_id;           // From user toward the dialing system ("" = the caller's)
+  uint32_t ring_timeout_ms = 20000;  // per attempt
+  unsigned max_attempts = 0;         // candidates dialled at most (0 = all)
+  bool queue = false;                // wait in the queue when no target can take the call
+  uint32_t priority = 500;           // queue priority 0-999, lower first
+  uint32_t max_wait_s = 0;           // queue: 0 = no limit
+  std::string hold_file;             // queue: prompt looped while waiting ("" = silence)
+  // queue: spoken every announce_every_s (0 = never); {position}, {wait_minutes} and
+  // {wait_seconds} are replaced by the port.
+  std::string announce_text, announce_voice = "en";
+  unsigned announce_rate_wpm = 160;
+  uint32_t announce_every_s = 0;
+  const RouteVariables *variables = nullptr;  // valid until the step completes or is cancelled
+};
+
+struct RouteDone {
+  // "ended": delivered, then the dialing system hung up (the caller is still there);
+  // "failed": no target took the call (every candidate refused, or none and no queue);
+  // "timeout": max_wait_s passed in the queue; "error": the step could not run (unknown plan,
+  // routing not configured...): `error` says why.
+  std::string outcome;
+  std::string error;
+  std::string target, uri;  // the last target/URI dialled ("" when none)
+  int sip_status = 0;       // the last final SIP status from a dialing system (0 when none)
+  unsigned attempts = 0;    // INVITEs sent
+  uint32_t queued_ms = 0;   // time spent in the queue
+  uint32_t talk_ms = 0;     // delivered: time from the answer to the far end's hang-up
+};
+
+// A transfer step: hand the call to an explicit SIP URI and leave the path.
+struct TransferStart {
+  std::string uri;
+  enum class Method : uint8_t { refer, redirect } method = Method::refer;  // REFER or 302
+};
+
+struct TransferDone {
+  bool ok = false;     // the far end accepted (REFER: a final 2xx NOTIFY; 302: sent)
+  int sip_status = 0;  // the REFER's or NOTIFY's status when it failed
+  std::string error;   // why it failed
+};
+
 struct CustomArgs {
   std::vector<std::pair<std::string, std::string>> values;  // rendered arguments
 };
@@ -80,6 +139,10 @@ class CallPort {
   virtual void cancel_http(uint64_t token) = 0;                       // no completion follows
   virtual void start_db(const DbStart &req, uint64_t token) = 0;      // -> on_db_done
   virtual void cancel_db(uint64_t token) = 0;                         // no completion follows
+  virtual void start_route(const RouteStart &req, uint64_t token) = 0;  // -> on_route_done
+  virtual void cancel_route(uint64_t token) = 0;  // no completion follows; legs are ended
+  virtual void start_transfer(const TransferStart &req,
+                              uint64_t token) = 0;  // -> on_transfer_done
   virtual void stop_prompt() = 0;
   // Ends the call (BYE when answered, else a final status). No completion follows.
   virtual void hangup(int sip_status, const std::string &reason) = 0;
@@ -143,6 +206,8 @@ class Session {
   void on_custom_done(uint64_t token, const CustomResult &result);
   void on_http_done(uint64_t token, HttpDone &&done);
   void on_db_done(uint64_t token, DbDone &&done);
+  void on_route_done(uint64_t token, RouteDone &&done);
+  void on_transfer_done(uint64_t token, TransferDone &&done);
   // The caller hung up or the call ended outside the flow: the session stops.
   void on_call_ended();
 

@@ -186,6 +186,10 @@ class SimPort : public CallPort {
       session->on_db_done(token, std::move(done));
     });
   }
+  // Placeholders until route/transfer land in this port (this session).
+  void start_route(const RouteStart &, uint64_t) override {}
+  void cancel_route(uint64_t) override {}
+  void start_transfer(const TransferStart &, uint64_t) override {}
   void cancel_db(uint64_t token) override { cancel_http(token); }
   void stop_prompt() override {
     if (!prompt_pending_) return;
