@@ -87,6 +87,31 @@ void decode(Codec codec, std::span<const uint8_t> in, std::span<int16_t> out) {
   for (size_t i = 0; i < n; ++i) out[i] = table[in[i]];
 }
 
+namespace {
+
+// Code-to-code tables, built once from the conversions above: one lookup per sample.
+template <int16_t (*Expand)(uint8_t), uint8_t (*Compress)(int16_t)>
+std::array<uint8_t, 256> make_transcode_table() {
+  std::array<uint8_t, 256> table{};
+  for (int i = 0; i < 256; ++i) table[i] = Compress(Expand(static_cast<uint8_t>(i)));
+  return table;
+}
+
+const std::array<uint8_t, 256> kUlawToAlaw = make_transcode_table<ulaw_to_linear, linear_to_alaw>();
+const std::array<uint8_t, 256> kAlawToUlaw = make_transcode_table<alaw_to_linear, linear_to_ulaw>();
+
+}  // namespace
+
+void transcode(Codec from, Codec to, std::span<const uint8_t> in, std::span<uint8_t> out) {
+  const size_t n = in.size() < out.size() ? in.size() : out.size();
+  if (from == to) {
+    for (size_t i = 0; i < n; ++i) out[i] = in[i];
+    return;
+  }
+  const auto &table = from == Codec::pcmu ? kUlawToAlaw : kAlawToUlaw;
+  for (size_t i = 0; i < n; ++i) out[i] = table[in[i]];
+}
+
 const char *codec_name(Codec codec) {
   switch (codec) {
     case Codec::pcmu:

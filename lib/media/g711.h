@@ -17,6 +17,10 @@ int16_t alaw_to_linear(uint8_t code);
 void encode(Codec codec, std::span<const int16_t> in, std::span<uint8_t> out);
 void decode(Codec codec, std::span<const uint8_t> in, std::span<int16_t> out);
 
+// Re-encodes G.711 codes from one law to the other through the linear value (the bridge's
+// PCMU <-> PCMA transcoding); same codec: a copy. out must be at least in.size() long.
+void transcode(Codec from, Codec to, std::span<const uint8_t> in, std::span<uint8_t> out);
+
 const char *codec_name(Codec codec);  // "PCMU" / "PCMA"
 
 }  // namespace ivr::media

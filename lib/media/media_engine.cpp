@@ -1,7 +1,10 @@
 // Media runtime: threading and pacing model.
 //
 // Threads. MediaEngine::create starts Options::threads media threads; each owns one
-// libevent event_base and every session sharded to it (thread = session id % threads).
+// libevent event_base and every session sharded to it (thread = session id % threads, or
+// the thread of the session named by open_session's colocate_with; the engine keeps the
+// id -> thread map and routes every command of a session to its thread, so commands for
+// one session, and for two colocated ones, run in the order they were posted).
 // A session's state (sockets, latch, playback, DTMF decoders) is touched only by its
 // thread. Public methods may be called from any thread: they validate what they can, then
 // post a Command to the owning thread's queue (mutex + vector swap) and wake the loop with
@@ -29,6 +32,19 @@
 // Receive. One EV_READ|EV_PERSIST event per RTP socket drains it with recvmmsg; RTCP
 // (port + 1, or multiplexed) is read and counted only. Symmetric RTP latches to the first
 // valid packet's source; a changed SDP address resets the latch.
+//
+// Relay (bridge). Two bridged sessions share a thread and point at each other. When one
+// accepts a packet (the path that feeds packet_tap and DTMF detection) the other sends it at
+// once from its own socket to its own remote: its SSRC, its next sequence number, the
+// source timestamp plus an offset fixed at the first packet of each source SSRC (so the
+// first one continues the sender's paced timeline and gaps carry over), the marker on the
+// first packet; audio in its payload type (PCMU <-> PCMA through a code-to-code table),
+// telephone-events in its telephone-event type or dropped. No allocation: the packet is
+// built on the stack. A bridged session's pacing sends nothing; unbridging resyncs its
+// next_send to now with the timestamp advanced by the time elapsed since the last relayed
+// audio. The engine's map holds who is bridged with whom, so bridge() answers at once; the
+// media thread bridges and ends both sides together (also on close), so a peer pointer
+// never outlives its session.
 
 #include "media/media_engine.h"
 
@@ -59,27 +75,36 @@ class MediaEngineImpl final : public MediaEngine {
 
   Status start() {
     for (unsigned i = 0; i < options_.threads; ++i) {
-      threads_.push_back(std::make_unique<MediaThread>(options_, ports_.local().family()));
+      threads_.push_back(std::make_unique<MediaThread>(options_, ports_.local().family(), i));
       if (auto st = threads_.back()->start(); !st) return st;
     }
     return Status::success();
   }
 
-  Result<uint16_t> open_session(SessionId id, SessionId /*colocate_with*/ = 0) override {
+  Result<uint16_t> open_session(SessionId id, SessionId colocate_with = 0) override {
     std::lock_guard<std::mutex> lock(mutex_);
     if (sessions_.count(id))
       return Error{Errc::bad_state, "media session " + std::to_string(id) + " is already open"};
+    auto thread = static_cast<unsigned>(id % threads_.size());
+    if (colocate_with != 0) {
+      auto it = sessions_.find(colocate_with);
+      if (it == sessions_.end())
+        return Error{Errc::not_found, "media session " + std::to_string(id) +
+                                          ": colocate_with session " +
+                                          std::to_string(colocate_with) + " is not open"};
+      thread = it->second.thread;
+    }
     auto pair = ports_.allocate();
     if (!pair) return pair.error();
     auto closed = std::make_shared<std::atomic<bool>>(false);
-    sessions_.emplace(id, closed);
+    sessions_.emplace(id, Entry{closed, thread, false, 0});
     const uint16_t port = pair->rtp_port;
     Command c;
     c.op = Command::Op::open;
     c.id = id;
     c.ports = std::move(pair.value());
     c.closed = std::move(closed);
-    thread_for(id).post(std::move(c));
+    threads_[thread]->post(std::move(c));
     return port;
   }
 
@@ -96,7 +121,7 @@ class MediaEngineImpl final : public MediaEngine {
               "session %llu: remote address '%s' is not an IP literal; not sending",
               static_cast<unsigned long long>(id), remote.address.c_str());
     }
-    thread_for(id).post(std::move(c));
+    post(std::move(c));
   }
 
   void play(SessionId id, std::shared_ptr<const Prompt> prompt, uint64_t playback_id) override {
@@ -105,14 +130,14 @@ class MediaEngineImpl final : public MediaEngine {
     c.id = id;
     c.prompt = std::move(prompt);
     c.playback_id = playback_id;
-    thread_for(id).post(std::move(c));
+    post(std::move(c));
   }
 
   void stop_playback(SessionId id) override {
     Command c;
     c.op = Command::Op::stop_playback;
     c.id = id;
-    thread_for(id).post(std::move(c));
+    post(std::move(c));
   }
 
   void set_inband_dtmf(SessionId id, bool enabled) override {
@@ -120,28 +145,68 @@ class MediaEngineImpl final : public MediaEngine {
     c.op = Command::Op::set_inband;
     c.id = id;
     c.enabled = enabled;
-    thread_for(id).post(std::move(c));
+    post(std::move(c));
   }
 
   void close_session(SessionId id) override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      auto it = sessions_.find(id);
-      if (it == sessions_.end()) return;
-      it->second->store(true, std::memory_order_release);
-      sessions_.erase(it);
-    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    it->second.closed->store(true, std::memory_order_release);
+    const unsigned thread = it->second.thread;
+    if (it->second.bridged) clear_bridge(it->second.peer);  // the media thread ends its side
+    sessions_.erase(it);
     Command c;
     c.op = Command::Op::close;
     c.id = id;
-    thread_for(id).post(std::move(c));
+    threads_[thread]->post(std::move(c));
   }
 
-  // Placeholder until the relay lands (this session's media helper replaces it).
-  Status bridge(SessionId, SessionId) override {
-    return Status{Errc::unsupported, "media relay not built yet"};
+  Status bridge(SessionId a, SessionId b) override {
+    if (a == b)
+      return Status{Errc::invalid_argument,
+                    "bridge: session " + std::to_string(a) + " cannot be bridged with itself"};
+    // Checked and posted under the lock, so the map and the thread's queue see bridges,
+    // unbridges and closes in the same order.
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto ia = sessions_.find(a);
+    auto ib = sessions_.find(b);
+    if (ia == sessions_.end() || ib == sessions_.end())
+      return Status{Errc::not_found, "bridge: media session " +
+                                         std::to_string(ia == sessions_.end() ? a : b) +
+                                         " is not open"};
+    if (ia->second.thread != ib->second.thread)
+      return Status{Errc::bad_state,
+                    "bridge: media sessions " + std::to_string(a) + " and " + std::to_string(b) +
+                        " are on different media threads (open one with colocate_with)"};
+    for (auto *it : {&ia, &ib})
+      if ((*it)->second.bridged)
+        return Status{Errc::bad_state, "bridge: media session " + std::to_string((*it)->first) +
+                                           " is already bridged with " +
+                                           std::to_string((*it)->second.peer)};
+    ia->second.bridged = ib->second.bridged = true;
+    ia->second.peer = b;
+    ib->second.peer = a;
+    Command c;
+    c.op = Command::Op::bridge;
+    c.id = a;
+    c.peer = b;
+    threads_[ia->second.thread]->post(std::move(c));
+    return Status::success();
   }
-  void unbridge(SessionId) override {}
+
+  void unbridge(SessionId id) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = sessions_.find(id);
+    if (it == sessions_.end() || !it->second.bridged) return;
+    clear_bridge(it->second.peer);
+    it->second.bridged = false;
+    it->second.peer = 0;
+    Command c;
+    c.op = Command::Op::unbridge;
+    c.id = id;
+    threads_[it->second.thread]->post(std::move(c));
+  }
 
   MediaStats stats() const override {
     MediaStats s;
@@ -154,6 +219,7 @@ class MediaEngineImpl final : public MediaEngine {
       s.foreign_packets += c.foreign_packets.load(std::memory_order_relaxed);
       s.late_ticks += c.late_ticks.load(std::memory_order_relaxed);
       s.rtcp_packets += c.rtcp_packets.load(std::memory_order_relaxed);
+      s.packets_relayed += c.packets_relayed.load(std::memory_order_relaxed);
     }
     return s;
   }
@@ -164,14 +230,34 @@ class MediaEngineImpl final : public MediaEngine {
   }
 
  private:
-  MediaThread &thread_for(SessionId id) { return *threads_[id % threads_.size()]; }
+  struct Entry {
+    std::shared_ptr<std::atomic<bool>> closed;  // shared with the session on its thread
+    unsigned thread = 0;                        // index into threads_
+    bool bridged = false;
+    SessionId peer = 0;  // when bridged
+  };
+
+  // Posts a command to its session's thread; a session that is not open (closed, never
+  // opened) has no thread and its command is dropped, as its thread would ignore it.
+  void post(Command &&c) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = sessions_.find(c.id);
+    if (it != sessions_.end()) threads_[it->second.thread]->post(std::move(c));
+  }
+
+  // mutex_ held. Marks the peer of a closing or unbridged session as unbridged.
+  void clear_bridge(SessionId peer) {
+    auto it = sessions_.find(peer);
+    if (it == sessions_.end()) return;
+    it->second.bridged = false;
+    it->second.peer = 0;
+  }
 
   const Options options_;  // threads keep a reference: never reassigned
   PortAllocator ports_;
   std::vector<std::unique_ptr<MediaThread>> threads_;
   mutable std::mutex mutex_;
-  // Open sessions and their "closed" flags (shared with the session on its thread).
-  std::unordered_map<SessionId, std::shared_ptr<std::atomic<bool>>> sessions_;
+  std::unordered_map<SessionId, Entry> sessions_;  // open sessions
 };
 
 }  // namespace

@@ -46,12 +46,15 @@ struct MediaEvent {
 // packets_received counts every datagram read on an RTP port; of those, bad_packets did not
 // parse, foreign_packets came from another source than the latched one, packets_dropped had
 // an unexpected payload type or arrived before set_remote (send failures count there too).
-// late_ticks counts resyncs after a stall of more than 100 ms.
+// late_ticks counts resyncs after a stall of more than 100 ms. A packet a bridged session
+// accepts but cannot relay (the peer has no usable remote, is on hold, has no
+// telephone-event type for an event, or the send fails) counts in packets_dropped.
 struct MediaStats {
   uint64_t packets_sent = 0, packets_received = 0, packets_dropped = 0;
   uint64_t bad_packets = 0, foreign_packets = 0, late_ticks = 0;
   uint64_t rtcp_packets = 0;  // RTCP read on RTP+1 or multiplexed on the RTP port (not parsed)
-  uint64_t packets_relayed = 0;  // sent on a bridged session on behalf of its peer
+  // Of packets_sent, those sent on a bridged session on behalf of its peer.
+  uint64_t packets_relayed = 0;
 };
 
 class MediaEngine {
@@ -76,14 +79,18 @@ class MediaEngine {
   // All methods below are thread-safe and never block on the media threads (they post).
   // open_session binds the RTP (and RTCP) sockets synchronously so the port is known.
   // colocate_with (a session id, 0 = none) puts the new session on that session's media
-  // thread: sessions to be bridged must share one.
+  // thread: sessions to be bridged must share one. Without it a session goes to thread
+  // id % threads. Errc::bad_state when id is already open, Errc::not_found when
+  // colocate_with is not an open session.
   virtual Result<uint16_t> open_session(SessionId id, SessionId colocate_with = 0) = 0;
   // Starts or updates sending/receiving. Symmetric RTP: the session latches to the source
   // address of the first valid RTP packet it receives and sends there from then on;
   // packets from other sources are dropped and counted after latching.
   virtual void set_remote(SessionId id, const RemoteMedia &remote) = 0;
   // Plays prompt frames paced every 20 ms, replacing any current playback (which ends
-  // with PlaybackEnd::stopped). Silence (comfort frames) is sent when nothing plays.
+  // with PlaybackEnd::stopped). Silence (comfort frames) is sent when nothing plays. On a
+  // bridged session the playback ends at once with PlaybackEnd::stopped (it is not queued
+  // until the bridge ends): the peer's audio owns the stream.
   virtual void play(SessionId id, std::shared_ptr<const Prompt> prompt, uint64_t playback_id) = 0;
   virtual void stop_playback(SessionId id) = 0;
   virtual void set_inband_dtmf(SessionId id, bool enabled) = 0;
@@ -97,8 +104,13 @@ class MediaEngine {
   // prompt or comfort frames (a playing prompt ends stopped). Errc::invalid_argument when
   // a == b, Errc::not_found for an unknown session, Errc::bad_state when they are on
   // different threads or one is already bridged.
+  // Time stamps: the first packet relayed onto b continues b's own timeline (where its
+  // paced frames would be now) and carries the marker bit; later ones keep the source's
+  // timestamp deltas (gaps and packet times preserved). A new source SSRC re-anchors.
   virtual Status bridge(SessionId a, SessionId b) = 0;
-  // Ends the bridge of `id` and of its peer; both go back to pacing their own frames.
+  // Ends the bridge of `id` and of its peer; both go back to pacing their own frames (from
+  // now, the timestamp continuing by the time elapsed, the first frame marked). close_session
+  // of either side does the same for the other. Unknown or unbridged id: nothing happens.
   virtual void unbridge(SessionId id) = 0;
 
   virtual MediaStats stats() const = 0;

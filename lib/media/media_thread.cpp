@@ -1,7 +1,9 @@
 #include "media/media_thread.h"
 
 #include <event2/event.h>
-#include <time.h>
+#include <pthread.h>
+
+#include <string>
 
 namespace ivr::media {
 
@@ -9,16 +11,10 @@ namespace {
 
 constexpr timeval kTick = {0, 10'000};  // 10 ms: half a frame, bounds pacing jitter
 
-uint64_t monotonic_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 }  // namespace
 
-MediaThread::MediaThread(const MediaEngine::Options &options, int family)
-    : options_(options), rng_(std::random_device{}()) {
+MediaThread::MediaThread(const MediaEngine::Options &options, int family, unsigned index)
+    : options_(options), index_(index), rng_(std::random_device{}()) {
   ctx_.counters = &counters_;
   ctx_.options = &options_;
   ctx_.recv = &recv_;
@@ -44,7 +40,11 @@ Status MediaThread::start() {
   wake_ = event_new(base_, -1, EV_PERSIST, &MediaThread::on_wake, this);
   timer_ = event_new(base_, -1, EV_PERSIST, &MediaThread::on_timer, this);
   if (!wake_ || !timer_) return Status(Errc::internal, "libevent: event_new failed");
-  thread_ = std::thread([this] { event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY); });
+  thread_ = std::thread([this] {
+    const std::string name = "ivr-media-" + std::to_string(index_);  // at most 15 chars
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
+    event_base_loop(base_, EVLOOP_NO_EXIT_ON_EMPTY);
+  });
   return Status::success();
 }
 
@@ -120,11 +120,37 @@ void MediaThread::run(Command &c) {
     case Command::Op::set_inband:
       if (auto *s = find(c.id)) s->set_inband_dtmf(c.enabled);
       return;
-    case Command::Op::close:
-      sessions_.erase(c.id);
+    case Command::Op::close: {
+      auto it = sessions_.find(c.id);
+      if (it == sessions_.end()) return;
+      if (RtpSession *peer = it->second->peer()) peer->end_bridge(monotonic_ns());
+      sessions_.erase(it);
       if (sessions_.empty() && timer_armed_) {
         event_del(timer_);
         timer_armed_ = false;
+      }
+      return;
+    }
+    case Command::Op::bridge: {
+      RtpSession *a = find(c.id);
+      RtpSession *b = find(c.peer);
+      if (!a || !b || a->peer() || b->peer()) {
+        // The engine validated the pair; only a session whose start failed gets here.
+        IVR_LOG(options_.logger, warn, "media", "cannot bridge sessions %llu and %llu: %s",
+                static_cast<unsigned long long>(c.id), static_cast<unsigned long long>(c.peer),
+                !a || !b ? "one is not running on its media thread" : "one is already bridged");
+        return;
+      }
+      a->start_bridge(b);
+      b->start_bridge(a);
+      return;
+    }
+    case Command::Op::unbridge:
+      if (auto *s = find(c.id); s && s->peer()) {
+        const uint64_t now = monotonic_ns();
+        RtpSession *peer = s->peer();
+        s->end_bridge(now);
+        peer->end_bridge(now);
       }
       return;
     case Command::Op::quit:

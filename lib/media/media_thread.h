@@ -22,7 +22,17 @@ namespace ivr::media {
 // Work handed to a media thread. A plain struct, not a closure, so an open command can own
 // its sockets (closed by RAII if the thread stops before running it).
 struct Command {
-  enum class Op : uint8_t { open, set_remote, play, stop_playback, set_inband, close, quit };
+  enum class Op : uint8_t {
+    open,
+    set_remote,
+    play,
+    stop_playback,
+    set_inband,
+    close,
+    bridge,
+    unbridge,
+    quit
+  };
   Op op = Op::quit;
   SessionId id = 0;
   // open
@@ -36,11 +46,14 @@ struct Command {
   uint64_t playback_id = 0;
   // set_inband
   bool enabled = false;
+  // bridge: id and peer (validated by the engine, both on this thread)
+  SessionId peer = 0;
 };
 
 class MediaThread {
  public:
-  MediaThread(const MediaEngine::Options &options, int family);
+  // index names the thread ("ivr-media-<index>", seen in top -H and /proc/self/task).
+  MediaThread(const MediaEngine::Options &options, int family, unsigned index);
   ~MediaThread();  // stops and joins if still running; closes every socket it owns
   MediaThread(const MediaThread &) = delete;
   MediaThread &operator=(const MediaThread &) = delete;
@@ -63,6 +76,7 @@ class MediaThread {
   RtpSession *find(SessionId id);
 
   const MediaEngine::Options &options_;
+  const unsigned index_;
   event_base *base_ = nullptr;
   event *wake_ = nullptr;
   event *timer_ = nullptr;

@@ -109,6 +109,18 @@ void RtpSession::play(std::shared_ptr<const Prompt> prompt, uint64_t playback_id
     emit(std::move(ev));
     return;
   }
+  if (peer_) {
+    // Bridged: the peer's audio owns the stream. Ended now rather than queued until the
+    // bridge ends, so the flow never waits on a prompt nobody hears.
+    MediaEvent ev{MediaEvent::Kind::playback_finished,
+                  id_,
+                  {},
+                  playback_id,
+                  PlaybackEnd::stopped,
+                  "session is bridged"};
+    emit(std::move(ev));
+    return;
+  }
   prompt_ = std::move(prompt);
   playback_id_ = playback_id;
   next_frame_ = 0;
@@ -150,6 +162,7 @@ void RtpSession::on_tick(uint64_t now_ns) {
   if (have_remote_ && remote_.telephone_event_pt >= 0) {
     if (auto digit = te_decoder_.on_tick(now_ns / 1'000'000)) emit_dtmf(*digit);
   }
+  if (peer_) return;  // bridged: only relayed packets leave, the relay keeps the timeline
   if (now_ns < next_send_ns_) return;
   const uint64_t late = now_ns - next_send_ns_;
   if (late > kResyncNs) {
@@ -189,18 +202,7 @@ void RtpSession::send_frame() {
     packet.payload = std::span<const uint8_t>(payload, kSamplesPerFrame);
     uint8_t buf[12 + kSamplesPerFrame];
     const size_t len = build_rtp(packet, buf);
-    const SockAddr &to = latched_.empty() ? sdp_addr_ : latched_;
-    const ssize_t n = ::sendto(rtp_fd_.get(), buf, len, MSG_DONTWAIT | MSG_NOSIGNAL,
-                               reinterpret_cast<const sockaddr *>(&to.storage), to.length);
-    if (n < 0) {
-      MediaCounters::bump(ctx_.counters->packets_dropped);
-      if (first_time(log_send))
-        IVR_LOG(ctx_.options->logger, warn, "media",
-                "session %llu: sending RTP to %s failed: %s (further failures only counted)",
-                static_cast<unsigned long long>(id_), to.to_string().c_str(), std::strerror(errno));
-    } else {
-      MediaCounters::bump(ctx_.counters->packets_sent);
-    }
+    if (send_datagram(buf, len)) MediaCounters::bump(ctx_.counters->packets_sent);
     ++seq_;
     sent_last_slot_ = true;
   } else {
@@ -208,6 +210,94 @@ void RtpSession::send_frame() {
   }
   timestamp_ += kSamplesPerFrame;
   if (last) finish_playback(PlaybackEnd::completed);
+}
+
+bool RtpSession::send_datagram(const uint8_t *data, size_t size) {
+  const SockAddr &to = latched_.empty() ? sdp_addr_ : latched_;
+  const ssize_t n = ::sendto(rtp_fd_.get(), data, size, MSG_DONTWAIT | MSG_NOSIGNAL,
+                             reinterpret_cast<const sockaddr *>(&to.storage), to.length);
+  if (n >= 0) return true;
+  MediaCounters::bump(ctx_.counters->packets_dropped);
+  if (first_time(log_send))
+    IVR_LOG(ctx_.options->logger, warn, "media",
+            "session %llu: sending RTP to %s failed: %s (further failures only counted)",
+            static_cast<unsigned long long>(id_), to.to_string().c_str(), std::strerror(errno));
+  return false;
+}
+
+void RtpSession::start_bridge(RtpSession *peer) {
+  finish_playback(PlaybackEnd::stopped);
+  peer_ = peer;
+  relay_anchored_ = false;
+}
+
+void RtpSession::end_bridge(uint64_t now_ns) {
+  peer_ = nullptr;
+  relay_anchored_ = false;
+  // Pacing resumes now, not in a burst for the bridged time; the timestamp keeps real time.
+  timestamp_ = timeline_at(now_ns);
+  if (now_ns > next_send_ns_) next_send_ns_ = now_ns;
+  sent_last_slot_ = false;  // the first paced frame carries the marker bit
+}
+
+uint32_t RtpSession::timeline_at(uint64_t now_ns) const {
+  if (now_ns <= next_send_ns_) return timestamp_;
+  return timestamp_ + static_cast<uint32_t>((now_ns - next_send_ns_) / kNsPerSample);
+}
+
+void RtpSession::relay(const RtpPacket &in, bool is_event, Codec from, uint64_t now_ns) {
+  MediaCounters &c = *ctx_.counters;
+  // Closed (close_session returned, the close command not run yet), no usable remote yet,
+  // or on hold: nothing to send to.
+  if (closed_->load(std::memory_order_acquire) || !may_send() ||
+      (is_event && remote_.telephone_event_pt < 0)) {
+    MediaCounters::bump(c.packets_dropped);
+    return;
+  }
+  if (!relay_anchored_ || in.ssrc != relay_src_ssrc_) {
+    // A new source stream continues our timeline from where our own frames would be now.
+    relay_offset_ = timeline_at(now_ns) - in.timestamp;
+    relay_src_ssrc_ = in.ssrc;
+    relay_anchored_ = true;
+    relay_marker_ = true;
+  }
+  RtpPacket out;
+  out.marker = in.marker || relay_marker_;  // RFC 4733 marks an event's first packet
+  out.sequence = seq_;
+  out.timestamp = in.timestamp + relay_offset_;
+  out.ssrc = ssrc_;
+  out.payload = in.payload;
+  uint8_t transcoded[RecvBatch::kBufferSize];
+  if (is_event) {
+    out.payload_type = static_cast<uint8_t>(remote_.telephone_event_pt);  // same event payload
+  } else {
+    out.payload_type = remote_.payload_type;
+    if (from != remote_.codec) {
+      transcode(from, remote_.codec, in.payload, transcoded);
+      out.payload = std::span<const uint8_t>(transcoded, in.payload.size());
+    }
+  }
+  uint8_t buf[12 + RecvBatch::kBufferSize];
+  const size_t len = build_rtp(out, buf);
+  if (len == 0) {  // cannot happen: the payload came from a buffer of this size
+    MediaCounters::bump(c.packets_dropped);
+    return;
+  }
+  ++seq_;
+  if (!send_datagram(buf, len)) return;
+  MediaCounters::bump(c.packets_sent);
+  MediaCounters::bump(c.packets_relayed);
+  relay_marker_ = false;
+  if (!is_event) {
+    // Keep the paced timeline at the end of the newest audio sent (G.711: one byte per
+    // sample), so unbridging or a new source continues from here by elapsed time.
+    const auto samples = static_cast<uint32_t>(in.payload.size());
+    const uint32_t end = out.timestamp + samples;
+    if (static_cast<int32_t>(end - timestamp_) > 0) {
+      timestamp_ = end;
+      next_send_ns_ = now_ns + samples * kNsPerSample;
+    }
+  }
 }
 
 void RtpSession::on_rtp_readable(int, short, void *self) {
@@ -240,9 +330,11 @@ void RtpSession::read_rtp() {
                 static_cast<unsigned long long>(id_), std::strerror(errno));
       return;
     }
+    const uint64_t now_ns = monotonic_ns();  // one clock read per batch (relay timestamps)
     for (int i = 0; i < n; ++i)
       handle_datagram(rb.buffers[i].data(), msgs[i].msg_len, rb.sources[i],
-                      msgs[i].msg_hdr.msg_namelen, (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0);
+                      msgs[i].msg_hdr.msg_namelen, (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0,
+                      now_ns);
     if (n < RecvBatch::kMessages) return;  // drained
   }
   // Still data: the read event is level-triggered and fires again after other work runs.
@@ -262,7 +354,7 @@ void RtpSession::read_rtcp() {
 }
 
 void RtpSession::handle_datagram(const uint8_t *data, size_t size, const sockaddr_storage &from,
-                                 socklen_t from_len, bool truncated) {
+                                 socklen_t from_len, bool truncated, uint64_t now_ns) {
   MediaCounters &c = *ctx_.counters;
   const auto &logger = ctx_.options->logger;
   const auto sid = static_cast<unsigned long long>(id_);
@@ -338,9 +430,11 @@ void RtpSession::handle_datagram(const uint8_t *data, size_t size, const sockadd
                 sid, source.to_string().c_str(), digit.error().message.c_str());
       return;
     }
+    if (peer_) peer_->relay(packet, true, remote_.codec, now_ns);
     if (digit.value()) emit_dtmf(*digit.value());
     return;
   }
+  if (peer_) peer_->relay(packet, false, remote_.codec, now_ns);  // first: least delay
   if (inband_) {
     int16_t pcm[RecvBatch::kBufferSize];
     const size_t n = packet.payload.size();

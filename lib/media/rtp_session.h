@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <time.h>
 
 #include <array>
 #include <atomic>
@@ -23,11 +24,19 @@ namespace ivr::media {
 
 constexpr uint64_t kFrameNs = 20'000'000;    // one 20 ms frame
 constexpr uint64_t kResyncNs = 100'000'000;  // later than this: a stall, resync, no burst
+constexpr uint64_t kNsPerSample = 125'000;   // 8 kHz RTP clock (G.711, telephone-event)
+
+inline uint64_t monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000u + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // Written only by one media thread, read by stats() from any thread.
 struct MediaCounters {
   std::atomic<uint64_t> packets_sent{0}, packets_received{0}, packets_dropped{0};
   std::atomic<uint64_t> bad_packets{0}, foreign_packets{0}, late_ticks{0}, rtcp_packets{0};
+  std::atomic<uint64_t> packets_relayed{0};
 
   static void bump(std::atomic<uint64_t> &c, uint64_t n = 1) {
     // Single writer: a relaxed load + store is enough and avoids a locked add per packet.
@@ -74,6 +83,14 @@ class RtpSession {
   // Called by the thread's shared pacing timer: sends every frame that is due.
   void on_tick(uint64_t now_ns);
 
+  // The B2BUA relay. Both sessions live on this thread; MediaThread bridges and ends both
+  // sides together (also when one closes), so peer_ never dangles.
+  void start_bridge(RtpSession *peer);
+  // Back to pacing from now_ns: the timestamp continues by the time elapsed since the last
+  // relayed packet, the first paced frame carries the marker bit.
+  void end_bridge(uint64_t now_ns);
+  RtpSession *peer() const { return peer_; }
+
  private:
   // Kinds of trouble logged once per session, then only counted.
   enum LogOnce : uint32_t {
@@ -94,7 +111,13 @@ class RtpSession {
   void read_rtp();
   void read_rtcp();
   void handle_datagram(const uint8_t *data, size_t size, const sockaddr_storage &from,
-                       socklen_t from_len, bool truncated);
+                       socklen_t from_len, bool truncated, uint64_t now_ns);
+  // Sends a packet the peer accepted from its remote, re-stamped as ours (on our socket, to
+  // our remote). from is the peer's codec.
+  void relay(const RtpPacket &in, bool is_event, Codec from, uint64_t now_ns);
+  // This session's RTP timestamp for time now_ns, on the timeline its paced frames follow.
+  uint32_t timeline_at(uint64_t now_ns) const;
+  bool send_datagram(const uint8_t *data, size_t size);  // false: failed (counted, logged once)
   void send_frame();
   bool may_send() const;
   void finish_playback(PlaybackEnd how);
@@ -118,12 +141,21 @@ class RtpSession {
   TelephoneEventDecoder te_decoder_;
   std::unique_ptr<InbandDtmfDetector> inband_;
 
-  // Sending.
+  // Sending. timestamp_ is the RTP timestamp of the frame due at next_send_ns_.
   uint64_t next_send_ns_;
   uint32_t ssrc_;
   uint16_t seq_;
   uint32_t timestamp_;
   bool sent_last_slot_ = false;  // false -> the next packet sent carries the marker bit
+
+  // Relay (bridged). Packets from the peer's source are re-stamped with
+  // source timestamp + relay_offset_; the offset is fixed when the first packet of a source
+  // SSRC arrives, so the peer's gaps and packet times carry over unchanged.
+  RtpSession *peer_ = nullptr;
+  bool relay_anchored_ = false;
+  bool relay_marker_ = false;  // the next relayed packet carries the marker bit
+  uint32_t relay_src_ssrc_ = 0;
+  uint32_t relay_offset_ = 0;
 
   // Playback.
   std::shared_ptr<const Prompt> prompt_;
