@@ -75,19 +75,31 @@ void Delivery::start() {
     if (!self->routing_.configured()) return self->finish("error", "routing is not configured");
     self->plan_ = self->routing_.router().find_plan(self->req_.plan);
     if (!self->plan_) return self->finish("error", "no routing plan \"" + self->req_.plan + "\"");
-    Call::State st = self->call_->state();
-    if (st == Call::State::active) return self->decide();
-    if (st == Call::State::incoming || st == Call::State::ringing) {
-      // The bridge relays the caller's media: the caller is answered first.
-      if (auto s = self->call_->answer(); !s)
-        return self->finish("error", "answering the caller: " + s.error().message);
-    }
-    self->phase_ = Phase::answering;  // CALL_ANSWERED (the ACK) continues
+    // The caller is answered only once a target needs it (bridge, REFER, the queue): a 302
+    // goes to a caller not yet answered.
+    self->decide();
   });
 }
 
+bool Delivery::answered_or(std::function<void()> then) {
+  Call::State st = call_->state();
+  if (st == Call::State::active) return true;
+  if (st == Call::State::incoming || st == Call::State::ringing) {
+    if (auto s = call_->answer(); !s) {
+      finish("error", "answering the caller: " + s.error().message);
+      return false;
+    }
+  }
+  after_answer_ = std::move(then);  // CALL_ANSWERED (the ACK) continues
+  phase_ = Phase::answering;
+  return false;
+}
+
 void Delivery::on_call_answered() {
-  if (phase_ == Phase::answering) decide();
+  if (phase_ != Phase::answering || !after_answer_) return;
+  auto then = std::move(after_answer_);
+  after_answer_ = nullptr;
+  then();
 }
 
 void Delivery::decide() {
@@ -124,6 +136,7 @@ void Delivery::decide() {
 }
 
 void Delivery::try_next() {
+  if (phase_ == Phase::done) return;
   auto &pool = routing_.pool();
   while (next_candidate_ < candidates_.size()) {
     if (req_.max_attempts && attempts_ >= req_.max_attempts) break;
@@ -172,20 +185,23 @@ bool Delivery::dial(Attempt attempt) {
   std::string uri = st.uri;
   if (st.transport == routing::Transport::tcp && uri.find(";transport=") == std::string::npos)
     uri += ";transport=tcp";
-
+  if (target.delivery == routing::DeliveryMethod::redirect)
+    return redirect(std::move(attempt), uri);
+  if (call_->state() != Call::State::active) {
+    // Bridge and REFER need the caller answered; the slot stays reserved meanwhile (held by
+    // attempt_, so that finish() or cancel() release it).
+    attempt_ = attempt;
+    if (!answered_or([this] {
+          Attempt pending = std::move(*attempt_);
+          attempt_.reset();
+          if (!dial(std::move(pending))) try_next();
+        }))
+      return phase_ == Phase::answering;
+    attempt_.reset();
+  }
+  if (target.delivery == routing::DeliveryMethod::refer) return refer(std::move(attempt), uri);
   auto fail_now = [&](const std::string &why) {
-    IVR_LOG(engine_.logger(), warn, "routing", "call %s: target %s (%s): %s",
-            call_->facts().call_id.c_str(), attempt.target.c_str(), uri.c_str(), why.c_str());
-    last_failure_ = attempt.target + ": " + why;
-    emit(EventType::route_attempt, "transport: " + why);
-    if (attempt.from_offer) {
-      (void)routing_.queue().cancel(attempt.offer, routing_.pool());
-      refused_offers_.emplace_back(attempt.target, routing_.now());
-    } else {
-      (void)routing_.pool().release_failed(attempt.slot, routing::FailReason::transport);
-      tried_.push_back(attempt.target);
-    }
-    return false;
+    return fail_attempt(attempt, uri, why, routing::FailReason::transport);
   };
 
   leg_session_ = routing_.next_leg_session();
@@ -242,6 +258,109 @@ bool Delivery::dial(Attempt attempt) {
   });
   ring_guard_->arm(req_.ring_timeout_ms + kRingGuardSlackMs);
   return true;
+}
+
+bool Delivery::fail_attempt(const Attempt &attempt, const std::string &uri, const std::string &why,
+                            routing::FailReason reason, int sip_status) {
+  IVR_LOG(engine_.logger(), warn, "routing", "call %s: target %s (%s): %s",
+          call_->facts().call_id.c_str(), attempt.target.c_str(), uri.c_str(), why.c_str());
+  last_failure_ = attempt.target + ": " + why;
+  last_target_ = attempt.target;
+  last_uri_ = uri;
+  if (sip_status) last_status_ = sip_status;
+  emit(EventType::route_attempt, std::string(routing::fail_reason_name(reason)) + ": " + why,
+       sip_status);
+  if (attempt.from_offer) {
+    (void)routing_.queue().cancel(attempt.offer, routing_.pool());
+    refused_offers_.emplace_back(attempt.target, routing_.now());
+  } else {
+    (void)routing_.pool().release_failed(attempt.slot, reason);
+    tried_.push_back(attempt.target);
+  }
+  return false;
+}
+
+// The target takes the call as a 302 redirect: only before the caller is answered.
+bool Delivery::redirect(Attempt attempt, const std::string &uri) {
+  Call::State st = call_->state();
+  if (st != Call::State::incoming && st != Call::State::ringing)
+    return fail_attempt(attempt, uri, "a 302 redirect needs a caller not yet answered",
+                        routing::FailReason::rejected);
+  if (auto s = call_->redirect(uri); !s)
+    return fail_attempt(attempt, uri, s.error().message, routing::FailReason::transport);
+  ++attempts_;
+  last_target_ = attempt.target;
+  last_uri_ = uri;
+  last_status_ = 302;
+  auto &pool = routing_.pool();
+  (void)pool.commit(attempt.slot);  // handed over: counted as delivered, and done with
+  (void)pool.release(attempt.slot);
+  emit(EventType::call_delivered, "redirected (302)", 302);
+  finish("transferred");
+  return true;
+}
+
+// The target takes the call as a blind transfer: REFER on the caller's answered leg.
+bool Delivery::refer(Attempt attempt, const std::string &uri) {
+  std::weak_ptr<Delivery> weak = weak_from_this();
+  call_->set_refer_handler([weak](const sip::SipEvent &e) {
+    if (auto self = weak.lock()) self->on_refer(e);
+  });
+  engine_.sip().refer(call_->id(), uri);
+  ++attempts_;
+  last_target_ = attempt.target;
+  last_uri_ = uri;
+  attempt_ = std::move(attempt);
+  phase_ = Phase::dialing;
+  refer_pending_ = true;
+  IVR_LOG(engine_.logger(), info, "routing", "call %s: REFER to target %s at %s (attempt %u)",
+          call_->facts().call_id.c_str(), last_target_.c_str(), uri.c_str(), attempts_);
+  // A far end that accepts (202) and never sends a final NOTIFY must not hold the caller.
+  ring_guard_ = std::make_unique<Timer>(engine_.loop().base(), [weak] {
+    auto self = weak.lock();
+    if (!self || !self->refer_pending_) return;
+    sip::SipEvent lost;
+    lost.kind = sip::SipEvent::Kind::refer;
+    lost.refer_final = true;
+    lost.status = 408;
+    lost.phrase = "no final NOTIFY";
+    self->on_refer(lost);
+  });
+  ring_guard_->arm(req_.ring_timeout_ms + kRingGuardSlackMs);
+  return true;
+}
+
+void Delivery::on_refer(const sip::SipEvent &e) {
+  if (!refer_pending_ || !e.refer_final || phase_ == Phase::done) return;
+  refer_pending_ = false;
+  ring_guard_.reset();
+  call_->set_refer_handler(nullptr);
+  Attempt attempt = std::move(*attempt_);
+  attempt_.reset();
+  last_status_ = e.status;
+  if (e.status >= 200 && e.status < 300) {
+    auto &pool = routing_.pool();
+    if (attempt.from_offer) {
+      (void)routing_.queue().confirm(attempt.offer, routing_.now());
+      routing_.remove_waiting(call_->id());
+    }
+    (void)pool.commit(attempt.slot);  // handed over: counted as delivered, and done with
+    (void)pool.release(attempt.slot);
+    routing_.pump_soon();
+    emit(EventType::call_delivered, "transferred by REFER (" + std::to_string(e.status) + ")",
+         e.status);
+    return finish("transferred");
+  }
+  std::string what = "REFER " + std::to_string(e.status) + (e.phrase.empty() ? "" : " ") + e.phrase;
+  routing::FailReason reason = e.status == 486 || e.status == 600 ? routing::FailReason::busy
+                               : e.status >= 500 && e.status < 600
+                                   ? routing::FailReason::server_error
+                               : e.status == 408 ? routing::FailReason::no_answer
+                                                 : routing::FailReason::rejected;
+  fail_attempt(attempt, last_uri_, what, reason, e.status);
+  routing_.pump_soon();
+  if (attempt.from_offer) return back_to_queue();
+  try_next();
 }
 
 void Delivery::on_leg_event(sip::SipEvent &e) {
@@ -399,6 +518,7 @@ void Delivery::close_leg() {
 }
 
 void Delivery::enqueue() {
+  if (!answered_or([this] { enqueue(); })) return;  // hold audio needs the caller's media
   const auto now = routing_.now();
   std::optional<routing::Duration> max_wait;
   if (req_.max_wait_s) max_wait = std::chrono::seconds(req_.max_wait_s);
@@ -553,7 +673,12 @@ void Delivery::finish(std::string outcome, std::string error) {
   if (phase_ == Phase::done) return;
   ring_guard_.reset();
   announce_timer_.reset();
-  leave_queue();
+  leave_queue();   // releases a pending offer's slot
+  if (attempt_) {  // reserved, not delivered (an error while answering the caller)
+    (void)routing_.pool().release(attempt_->slot);
+    attempt_.reset();
+  }
+  if (refer_pending_) call_->set_refer_handler(nullptr);
   const bool ours_playing = audio_ != Audio::none;
   audio_ = Audio::none;
   if (ours_playing && !call_->ended()) (void)call_->stop_playback();
@@ -593,6 +718,7 @@ void Delivery::cancel(const std::string &why) {
   }
   if (audio_ != Audio::none && !call_->ended()) (void)call_->stop_playback();
   audio_ = Audio::none;
+  if (refer_pending_) call_->set_refer_handler(nullptr);
   routing_.pump_soon();
 }
 

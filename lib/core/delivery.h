@@ -67,9 +67,19 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
     routing::Offer offer;
   };
 
+  // True when the caller is answered; otherwise answers it (unless already answering) and
+  // runs `then` once CALL_ANSWERED arrives.
+  bool answered_or(std::function<void()> then);
   void decide();
   void try_next();
   bool dial(Attempt attempt);
+  bool redirect(Attempt attempt, const std::string &uri);
+  bool refer(Attempt attempt, const std::string &uri);
+  void on_refer(const sip::SipEvent &event);
+  // An attempt that failed before anything was sent or by a REFER's result: the event, the
+  // slot released (or the offer withdrawn). Returns false.
+  bool fail_attempt(const Attempt &attempt, const std::string &uri, const std::string &why,
+                    routing::FailReason reason, int sip_status = 0);
   void on_progress(const sip::SipEvent &event);
   void on_answered(const sip::SipEvent &event);
   void on_leg_ended(const sip::SipEvent &event);
@@ -104,6 +114,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
   sip::DialogId leg_ = 0;
   uint64_t leg_session_ = 0;
   bool relaying_ = false;
+  bool refer_pending_ = false;
+  std::function<void()> after_answer_;
   sip::LocalMediaCaps caps_;
   uint64_t sdp_session_id_ = 0;
   uint64_t sdp_version_ = 0;

@@ -351,6 +351,7 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
   void hangup(int sip_status, const std::string &reason) override {
     if (ended_) return;
     Call::State st = call_->state();
+    if (st == Call::State::ending) return;  // already leaving (a 302 was sent, a BYE is out)
     Status s = (st == Call::State::incoming || st == Call::State::ringing)
                    ? call_->reject(sip_status ? sip_status : 480, reason)
                    : call_->hangup(reason);

@@ -72,9 +72,9 @@ class RouteVariables {
 // candidates in order (failover), queue when none can take the call. docs/flows.md, "route".
 struct RouteStart {
   std::string node;
-  std::string plan;                                         // the routing plan's name
+  std::string plan;                                          // the routing plan's name
   std::vector<std::pair<std::string, std::string>> headers;  // rendered, added to the INVITE
-  std::string caller_id;           // From user toward the dialing system ("" = the caller's)
+  std::string caller_id;             // From user toward the dialing system ("" = the caller's)
   uint32_t ring_timeout_ms = 20000;  // per attempt
   unsigned max_attempts = 0;         // candidates dialled at most (0 = all)
   bool queue = false;                // wait in the queue when no target can take the call
@@ -91,6 +91,8 @@ struct RouteStart {
 
 struct RouteDone {
   // "ended": delivered, then the dialing system hung up (the caller is still there);
+  // "transferred": handed over by REFER (accepted) or 302 (sent), by the target's delivery
+  // method: the call leaves the engine and the flow ends;
   // "failed": no target took the call (every candidate refused, or none and no queue);
   // "timeout": max_wait_s passed in the queue; "error": the step could not run (unknown plan,
   // routing not configured...): `error` says why.
@@ -134,11 +136,11 @@ class CallPort {
   virtual void start_timer(uint32_t ms, uint64_t token) = 0;  // -> on_timer(token)
   virtual void cancel_timer(uint64_t token) = 0;
   virtual void start_custom(const std::string &verb, const CustomArgs &args,
-                            uint64_t token) = 0;                      // -> on_custom_done
-  virtual void start_http(const HttpStart &req, uint64_t token) = 0;  // -> on_http_done
-  virtual void cancel_http(uint64_t token) = 0;                       // no completion follows
-  virtual void start_db(const DbStart &req, uint64_t token) = 0;      // -> on_db_done
-  virtual void cancel_db(uint64_t token) = 0;                         // no completion follows
+                            uint64_t token) = 0;                        // -> on_custom_done
+  virtual void start_http(const HttpStart &req, uint64_t token) = 0;    // -> on_http_done
+  virtual void cancel_http(uint64_t token) = 0;                         // no completion follows
+  virtual void start_db(const DbStart &req, uint64_t token) = 0;        // -> on_db_done
+  virtual void cancel_db(uint64_t token) = 0;                           // no completion follows
   virtual void start_route(const RouteStart &req, uint64_t token) = 0;  // -> on_route_done
   virtual void cancel_route(uint64_t token) = 0;  // no completion follows; legs are ended
   virtual void start_transfer(const TransferStart &req,

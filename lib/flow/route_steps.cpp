@@ -192,6 +192,11 @@ void Session::Impl::route_done(RouteDone &&d) {
     go(exit);
   };
   if (d.outcome == "ended") return take(n.next);
+  if (d.outcome == "transferred") {  // REFER accepted or 302 sent: the call leaves us
+    trace(detail);
+    finish(EndReason::completed, "", 0, "transferred to " + d.target);
+    return;
+  }
   if (d.outcome == "failed" || d.outcome == "timeout") {
     if (d.outcome == "timeout" && r.on_timeout != kNoNode) return take(r.on_timeout);
     if (r.on_failed != kNoNode) return take(r.on_failed);

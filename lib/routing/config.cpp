@@ -137,7 +137,7 @@ Result<TargetConfig> parse_target(const json::Member &m, const std::string &path
                                              "\"capacity\""};
   Obj o(m.value, path);
   IVR_TRY(o.only({"uris", "username", "password_secret", "capacity", "weight", "priority",
-                  "headers", "probe", "availability", "description"}));
+                  "headers", "delivery", "probe", "availability", "description"}));
   TargetConfig t;
   t.name = m.key;
   auto uris = o.member("uris", Kind::array, true, "an array of SIP URIs");
@@ -163,6 +163,14 @@ Result<TargetConfig> parse_target(const json::Member &m, const std::string &path
       t.headers.push_back({hm.key, hm.value.string});
     }
   }
+  std::string delivery;
+  IVR_TRY(o.text("delivery", delivery));
+  if (delivery == "refer")
+    t.delivery = DeliveryMethod::refer;
+  else if (delivery == "redirect")
+    t.delivery = DeliveryMethod::redirect;
+  else if (!delivery.empty() && delivery != "bridge")
+    return o.bad("delivery", "must be \"bridge\", \"refer\" or \"redirect\"");
   auto probe = o.member("probe", Kind::object, false, "an object");
   if (!probe.ok()) return probe.error();
   if (const json::Value *p = probe.value()) {

@@ -108,6 +108,18 @@ bool parse_strategy(std::string_view name, Strategy &out) {
   return false;
 }
 
+const char *delivery_method_name(DeliveryMethod m) {
+  switch (m) {
+    case DeliveryMethod::bridge:
+      return "bridge";
+    case DeliveryMethod::refer:
+      return "refer";
+    case DeliveryMethod::redirect:
+      return "redirect";
+  }
+  return "?";
+}
+
 const char *agent_rule_name(AgentRule r) {
   return r == AgentRule::idle_agent ? "idle_agent" : "none";
 }

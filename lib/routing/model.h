@@ -107,6 +107,13 @@ struct AvailabilityConfig {
   uint32_t stale_after_s = 30;  // data older than this is stale
 };
 
+// How a call is handed to the target: bridged (the engine stays in the path and can fail
+// over), a blind transfer by REFER (the caller's leg is answered; it leaves the engine once
+// the target accepts), or a 302 redirect (before the caller is answered; no failover once
+// sent, the caller's side follows the Contact).
+enum class DeliveryMethod : uint8_t { bridge, refer, redirect };
+const char *delivery_method_name(DeliveryMethod m);
+
 struct TargetConfig {
   std::string name;             // identifier: letters, digits, '_', '-' (1-64)
   std::vector<SipTarget> uris;  // tried in order by the delivery side
@@ -116,6 +123,7 @@ struct TargetConfig {
   uint32_t weight = 1;          // 1-100, for weighted and sticky
   uint32_t priority = 0;        // 0-999, lower first (failover order)
   std::vector<HeaderTemplate> headers;
+  DeliveryMethod delivery = DeliveryMethod::bridge;
   ProbeConfig probe;
   AvailabilityConfig availability;
 };

@@ -139,7 +139,7 @@ TEST_CASE("config: target errors name the field path") {
         "routing.targets.vicidial.availability.rule: must be \"none\" or \"idle_agent\"");
   CHECK(error_of(with_target(R"("uris": ["sip:a@h"], "capacity": 1, "password": "hunter2")")) ==
         "routing.targets.vicidial.password: unknown field (known: uris, username, "
-        "password_secret, capacity, weight, priority, headers, probe, availability, "
+        "password_secret, capacity, weight, priority, headers, delivery, probe, availability, "
         "description)");
   CHECK(error_of(with_target(R"("uris": ["sip:a@h"], "capacity": 1, "username": "u")")) ==
         "routing.targets.vicidial.password_secret: missing (username is set)");
@@ -148,6 +148,22 @@ TEST_CASE("config: target errors name the field path") {
   // A key that is not printable is not echoed.
   CHECK(error_of(R"({"targets": {"a\u0001b": {"uris": ["sip:a@h"], "capacity": 1}}, "plans": {}})")
             .rfind("routing.targets.(a member): target name must be", 0) == 0);
+}
+
+TEST_CASE("config: a target's delivery method") {
+  auto method = [](const char *field) {
+    auto r = parse_routing_config(
+        with_target(std::string(R"("uris": ["sip:a@h"], "capacity": 1)") + field));
+    REQUIRE(r.ok());
+    return r->targets[0].delivery;
+  };
+  CHECK(method("") == DeliveryMethod::bridge);
+  CHECK(method(R"(, "delivery": "bridge")") == DeliveryMethod::bridge);
+  CHECK(method(R"(, "delivery": "refer")") == DeliveryMethod::refer);
+  CHECK(method(R"(, "delivery": "redirect")") == DeliveryMethod::redirect);
+  CHECK(error_of(with_target(R"("uris": ["sip:a@h"], "capacity": 1, "delivery": "302")")) ==
+        "routing.targets.vicidial.delivery: must be \"bridge\", \"refer\" or \"redirect\"");
+  CHECK(std::string(delivery_method_name(DeliveryMethod::refer)) == "refer");
 }
 
 TEST_CASE("config: document, set and plan errors") {
