@@ -90,10 +90,13 @@ typedef struct ivr_target_state {
   long long idle_agents;     /**< as routing counts them (0 when stale) */
 } ivr_target_state;
 
+#define IVR_TARGET_STATE_INIT \
+  { IVR_TARGET_STATE_VERSION, IVR_TARGET_UP, 0, 0, 0, 0, 0, 0, 0, 0, 0 }
+
 /**
- * Reads a target's live state into *out (out->version must be set). Errors: IVR_EINVAL,
- * IVR_EVERSION, IVR_ENOTFOUND, IVR_ESTATE, IVR_EGONE. Any thread (not from inside an event
- * callback of another engine's thread: it waits for the engine thread).
+ * Reads a target's live state into *out (out->version must be set: IVR_TARGET_STATE_INIT). Errors:
+ * IVR_EINVAL, IVR_EVERSION, IVR_ENOTFOUND, IVR_ESTATE, IVR_EGONE. Any thread (not from inside an
+ * event callback of another engine's thread: it waits for the engine thread).
  */
 IVR_API int ivr_engine_target_state(ivr_engine *engine, const char *target, ivr_target_state *out);
 
@@ -109,14 +112,18 @@ typedef struct ivr_queue_stats {
   unsigned long long enqueued, served, abandoned, expired; /**< totals */
 } ivr_queue_stats;
 
-/** Reads the queue's state. Errors: IVR_EINVAL, IVR_EVERSION, IVR_ESTATE, IVR_EGONE. */
+#define IVR_QUEUE_STATS_INIT \
+  { IVR_QUEUE_STATS_VERSION, 0, 0, 0, -1, 0, 0, 0, 0 }
+
+/** Reads the queue's state (out->version must be set: IVR_QUEUE_STATS_INIT). Errors: IVR_EINVAL,
+ * IVR_EVERSION, IVR_ESTATE, IVR_EGONE. */
 IVR_API int ivr_engine_queue_stats(ivr_engine *engine, ivr_queue_stats *out);
 
 /**
  * The 1-based queue position of a call, or 0 when it is not waiting. Errors: IVR_EINVAL,
  * IVR_ESTATE, IVR_EGONE. Any thread.
  */
-IVR_API int ivr_call_queue_position(ivr_call *call, unsigned int *position);
+IVR_API int ivr_call_queue_position(unsigned int *position, ivr_call *call);
 
 #ifdef __cplusplus
 }

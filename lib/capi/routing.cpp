@@ -103,7 +103,7 @@ IVR_API int ivr_engine_queue_stats(ivr_engine *engine, ivr_queue_stats *out){IVR
   return IVR_OK;
 })}
 
-IVR_API int ivr_call_queue_position(ivr_call *call, unsigned int *position) {
+IVR_API int ivr_call_queue_position(unsigned int *position, ivr_call *call) {
   IVR_CAPI_GUARD({
     if (!valid(call)) return set_error(IVR_EINVAL, "call: not a valid call handle");
     if (!position) return set_error(IVR_EINVAL, "position: NULL");

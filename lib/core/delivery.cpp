@@ -211,6 +211,7 @@ bool Delivery::dial(Attempt attempt) {
     return fail_now("no media port: " + port.error().message);
   }
   leg_port_ = *port;
+  routing_.add_leg_session(leg_session_, weak_from_this());
   sip::OutboundInvite inv;
   inv.uri = uri;
   inv.from_user = req_.caller_id.empty() ? call_->facts().from_user : req_.caller_id;
@@ -221,8 +222,7 @@ bool Delivery::dial(Attempt attempt) {
   if (!target.username.empty()) {
     auto password = engine_.secret(target.password_secret);
     if (!password) {
-      engine_.media().close_session(leg_session_);
-      leg_session_ = 0;
+      close_leg();
       return fail_now("password secret \"" + target.password_secret + "\" is not set");
     }
     inv.username = target.username;
@@ -230,8 +230,7 @@ bool Delivery::dial(Attempt attempt) {
   }
   leg_ = engine_.sip().invite(std::move(inv));
   if (!leg_) {
-    engine_.media().close_session(leg_session_);
-    leg_session_ = 0;
+    close_leg();
     return fail_now("the SIP stack is stopped");
   }
   routing_.add_leg(leg_, weak_from_this());
@@ -438,6 +437,8 @@ void Delivery::on_answered(const sip::SipEvent &e) {
   announce_timer_.reset();
   phase_ = Phase::bridged;
   answered_at_ = routing_.now();
+  if (auto idx = target_index(last_target_); idx && pool.config(*idx).media_timeout_s)
+    engine_.media().set_rtp_timeout(leg_session_, pool.config(*idx).media_timeout_s * 1000);
   last_status_ = e.status;
   emit(EventType::call_delivered, "answered " + std::to_string(e.status), e.status);
 }
@@ -495,6 +496,25 @@ void Delivery::on_leg_ended(const sip::SipEvent &e) {
   try_next();
 }
 
+void Delivery::on_leg_media_timeout(const std::string &detail) {
+  if (phase_ != Phase::bridged || !leg_) return;
+  // The dialing system vanished mid-call (no BYE, no media): take the call back and let the
+  // flow decide (its on_error exit) instead of leaving the caller in silence.
+  IVR_LOG(engine_.logger(), warn, "routing",
+          "call %s: target %s at %s: %s after delivery: hanging up its leg",
+          call_->facts().call_id.c_str(), last_target_.c_str(), last_uri_.c_str(), detail.c_str());
+  emit(EventType::route_attempt, "media lost after delivery: " + detail);
+  engine_.sip().hangup(leg_, "no media");
+  ring_guard_.reset();
+  close_leg();  // also forgets the leg: its terminated event is not ours any more
+  if (attempt_) {
+    (void)routing_.pool().release(attempt_->slot);
+    attempt_.reset();
+  }
+  routing_.pump_soon();
+  finish("error", "target " + last_target_ + " stopped sending media (" + detail + ")");
+}
+
 void Delivery::on_reinvite(const sip::SipEvent &e) {
   auto neg = sip::negotiate_offer(e.sdp, caps_);
   if (!neg) return engine_.sip().answer_reinvite(leg_, 488, "");
@@ -509,7 +529,10 @@ void Delivery::on_reinvite(const sip::SipEvent &e) {
 void Delivery::close_leg() {
   if (relaying_) engine_.media().unbridge(call_->id());
   relaying_ = false;
-  if (leg_session_) engine_.media().close_session(leg_session_);
+  if (leg_session_) {
+    engine_.media().close_session(leg_session_);
+    routing_.remove_leg_session(leg_session_);
+  }
   leg_session_ = 0;
   if (leg_) {
     routing_.remove_leg(leg_);

@@ -51,6 +51,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
 
   // ---- from the routing service ----
   void on_leg_event(sip::SipEvent &event);
+  // The bridged dialing system stopped sending RTP (target.media_timeout_s).
+  void on_leg_media_timeout(const std::string &detail);
   // May the queue offer this call a slot on `target`?
   bool accepts(routing::TargetIndex target) const;
   void on_offer(const routing::Offer &offer);

@@ -498,7 +498,10 @@ void Engine::on_sip_event(sip::SipEvent &event) {
 
 void Engine::on_media_event(media::MediaEvent &event) {
   auto call = find(event.session);
-  if (!call) return;
+  if (!call) {
+    if (routing_) routing_->on_media_event(event);  // an outbound leg's media
+    return;
+  }
   using Kind = media::MediaEvent::Kind;
   switch (event.kind) {
     case Kind::dtmf:

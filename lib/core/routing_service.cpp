@@ -123,6 +123,18 @@ void RoutingService::remove_leg(sip::DialogId leg) {
   legs_.erase(leg);
 }
 
+void RoutingService::add_leg_session(uint64_t session, std::weak_ptr<Delivery> delivery) {
+  leg_media_[session] = std::move(delivery);
+}
+
+bool RoutingService::on_media_event(const media::MediaEvent &event) {
+  auto it = leg_media_.find(event.session);
+  if (it == leg_media_.end()) return false;
+  if (event.kind == media::MediaEvent::Kind::rtp_timeout)
+    if (auto d = it->second.lock()) d->on_leg_media_timeout(event.detail);
+  return true;
+}
+
 bool RoutingService::on_sip_event(sip::SipEvent &event) {
   auto it = legs_.find(event.dialog);
   if (it == legs_.end()) return false;

@@ -16,6 +16,7 @@
 #include "common/result.h"
 #include "core/event_loop.h"
 #include "core/target_prober.h"
+#include "media/media_engine.h"
 #include "routing/availability_poller.h"
 #include "routing/call_queue.h"
 #include "routing/config.h"
@@ -54,6 +55,11 @@ class RoutingService {
   uint64_t next_leg_session() { return kLegSessionBit | ++leg_sessions_; }
   void add_leg(sip::DialogId leg, std::weak_ptr<Delivery> delivery);
   void remove_leg(sip::DialogId leg);
+  // Media sessions of outbound legs, for their media events (RTP inactivity).
+  void add_leg_session(uint64_t session, std::weak_ptr<Delivery> delivery);
+  void remove_leg_session(uint64_t session) { leg_media_.erase(session); }
+  // True when the event was about an outbound leg's media.
+  bool on_media_event(const media::MediaEvent &event);
   // True when the event belonged to an outbound leg (handed to its delivery, or dropped when
   // the delivery is gone).
   bool on_sip_event(sip::SipEvent &event);
@@ -82,6 +88,7 @@ class RoutingService {
   std::unique_ptr<routing::AvailabilityPoller> poller_;
   std::vector<routing::ConnectorConfig> connectors_;  // of the running configuration
   std::unordered_map<sip::DialogId, std::weak_ptr<Delivery>> legs_;
+  std::unordered_map<uint64_t, std::weak_ptr<Delivery>> leg_media_;
   std::unordered_map<uint64_t, std::weak_ptr<Delivery>> waiting_;
   std::unique_ptr<Timer> tick_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // guards posted pumps

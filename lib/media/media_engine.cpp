@@ -140,6 +140,14 @@ class MediaEngineImpl final : public MediaEngine {
     post(std::move(c));
   }
 
+  void set_rtp_timeout(SessionId id, uint32_t ms) override {
+    Command c;
+    c.op = Command::Op::set_timeout;
+    c.id = id;
+    c.timeout_ms = ms;
+    post(std::move(c));
+  }
+
   void set_inband_dtmf(SessionId id, bool enabled) override {
     Command c;
     c.op = Command::Op::set_inband;

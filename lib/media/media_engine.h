@@ -94,6 +94,10 @@ class MediaEngine {
   virtual void play(SessionId id, std::shared_ptr<const Prompt> prompt, uint64_t playback_id) = 0;
   virtual void stop_playback(SessionId id) = 0;
   virtual void set_inband_dtmf(SessionId id, bool enabled) = 0;
+  // Reports MediaEvent::rtp_timeout (once, until RTP flows again) when the session has a
+  // remote that should send (sendrecv or recvonly from our view) and no RTP was accepted for
+  // `ms` (counted from this call or the last packet). 0 turns it off.
+  virtual void set_rtp_timeout(SessionId id, uint32_t ms) = 0;
   virtual void close_session(SessionId id) = 0;
 
   // Relays media between two sessions of one media thread (the B2BUA's two legs): every RTP

@@ -120,6 +120,9 @@ void MediaThread::run(Command &c) {
     case Command::Op::set_inband:
       if (auto *s = find(c.id)) s->set_inband_dtmf(c.enabled);
       return;
+    case Command::Op::set_timeout:
+      if (auto *s = find(c.id)) s->set_rtp_timeout(c.timeout_ms, monotonic_ns());
+      return;
     case Command::Op::close: {
       auto it = sessions_.find(c.id);
       if (it == sessions_.end()) return;

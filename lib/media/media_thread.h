@@ -28,6 +28,7 @@ struct Command {
     play,
     stop_playback,
     set_inband,
+    set_timeout,
     close,
     bridge,
     unbridge,
@@ -41,6 +42,8 @@ struct Command {
   // set_remote
   RemoteMedia remote;
   SockAddr sdp;
+  // set_timeout
+  uint32_t timeout_ms = 0;
   // play
   std::shared_ptr<const Prompt> prompt;
   uint64_t playback_id = 0;

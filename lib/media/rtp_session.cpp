@@ -1,5 +1,7 @@
 #include "media/rtp_session.h"
 
+#include <algorithm>
+
 #include <event2/event.h>
 #include <sys/socket.h>
 
@@ -158,9 +160,24 @@ bool RtpSession::may_send() const {
          (remote_.direction == Direction::sendrecv || remote_.direction == Direction::sendonly);
 }
 
+void RtpSession::set_rtp_timeout(uint32_t ms, uint64_t now_ns) {
+  rtp_timeout_ns_ = uint64_t{ms} * 1'000'000;
+  last_rx_ns_ = std::max(last_rx_ns_, now_ns);
+  timeout_reported_ = false;
+}
+
 void RtpSession::on_tick(uint64_t now_ns) {
   if (have_remote_ && remote_.telephone_event_pt >= 0) {
     if (auto digit = te_decoder_.on_tick(now_ns / 1'000'000)) emit_dtmf(*digit);
+  }
+  // A peer that should send and has gone quiet (vanished, crashed, unplugged): say so once.
+  if (rtp_timeout_ns_ && !timeout_reported_ && have_remote_ &&
+      (remote_.direction == Direction::sendrecv || remote_.direction == Direction::recvonly) &&
+      now_ns - last_rx_ns_ > rtp_timeout_ns_) {
+    timeout_reported_ = true;
+    MediaEvent ev{MediaEvent::Kind::rtp_timeout, id_, {}, 0, PlaybackEnd::completed, {}};
+    ev.detail = "no RTP for " + std::to_string((now_ns - last_rx_ns_) / 1'000'000) + " ms";
+    emit(std::move(ev));
   }
   if (peer_) return;  // bridged: only relayed packets leave, the relay keeps the timeline
   if (now_ns < next_send_ns_) return;
@@ -418,6 +435,8 @@ void RtpSession::handle_datagram(const uint8_t *data, size_t size, const sockadd
     emit(MediaEvent{
         MediaEvent::Kind::remote_latched, id_, {}, 0, PlaybackEnd::completed, source.to_string()});
   }
+  last_rx_ns_ = now_ns;
+  timeout_reported_ = false;
   if (ctx_.options->packet_tap) ctx_.options->packet_tap(id_, packet);
   if (is_event) {
     auto digit = te_decoder_.on_packet(packet);

@@ -79,6 +79,7 @@ class RtpSession {
   void play(std::shared_ptr<const Prompt> prompt, uint64_t playback_id);
   void stop_playback();
   void set_inband_dtmf(bool enabled);
+  void set_rtp_timeout(uint32_t ms, uint64_t now_ns);
 
   // Called by the thread's shared pacing timer: sends every frame that is due.
   void on_tick(uint64_t now_ns);
@@ -134,6 +135,10 @@ class RtpSession {
 
   // Negotiated remote.
   bool have_remote_ = false;
+  // RTP inactivity: reported once when nothing was accepted for rtp_timeout_ns_.
+  uint64_t rtp_timeout_ns_ = 0;
+  uint64_t last_rx_ns_ = 0;
+  bool timeout_reported_ = false;
   RemoteMedia remote_;
   SockAddr sdp_addr_;        // where the SDP says to send (family matched to our socket)
   bool sdp_usable_ = false;  // parsed, not 0.0.0.0, port != 0, family reachable

@@ -136,8 +136,9 @@ Result<TargetConfig> parse_target(const json::Member &m, const std::string &path
                                              ": a target is an object with \"uris\" and "
                                              "\"capacity\""};
   Obj o(m.value, path);
-  IVR_TRY(o.only({"uris", "username", "password_secret", "capacity", "weight", "priority",
-                  "headers", "delivery", "probe", "availability", "description"}));
+  IVR_TRY(
+      o.only({"uris", "username", "password_secret", "capacity", "weight", "priority", "headers",
+              "delivery", "media_timeout_s", "probe", "availability", "description"}));
   TargetConfig t;
   t.name = m.key;
   auto uris = o.member("uris", Kind::array, true, "an array of SIP URIs");
@@ -171,6 +172,7 @@ Result<TargetConfig> parse_target(const json::Member &m, const std::string &path
     t.delivery = DeliveryMethod::redirect;
   else if (!delivery.empty() && delivery != "bridge")
     return o.bad("delivery", "must be \"bridge\", \"refer\" or \"redirect\"");
+  IVR_TRY(o.integer("media_timeout_s", 0, kMaxMediaTimeout, t.media_timeout_s));
   auto probe = o.member("probe", Kind::object, false, "an object");
   if (!probe.ok()) return probe.error();
   if (const json::Value *p = probe.value()) {

@@ -124,6 +124,9 @@ struct TargetConfig {
   uint32_t priority = 0;        // 0-999, lower first (failover order)
   std::vector<HeaderTemplate> headers;
   DeliveryMethod delivery = DeliveryMethod::bridge;
+  // A bridged call whose dialing system sends no RTP for this long is taken back (the
+  // target vanished: crashed, unplugged, lost its network); 0 = never.
+  uint32_t media_timeout_s = 60;
   ProbeConfig probe;
   AvailabilityConfig availability;
 };
@@ -136,6 +139,7 @@ inline constexpr uint32_t kMaxProbeInterval = 3600;
 inline constexpr uint32_t kMaxThreshold = 100;
 inline constexpr uint32_t kMaxHoldSeconds = 3600;
 inline constexpr uint32_t kMaxStaleSeconds = 86400;
+inline constexpr uint32_t kMaxMediaTimeout = 3600;
 inline constexpr size_t kMaxHeaderValue = 1024;
 
 bool valid_target_name(std::string_view name);

@@ -264,3 +264,35 @@ def test_callers_wait_in_priority_order_when_every_target_is_full(ctx, tmp_path,
     finally:
         hooks.stdin.close()
         hooks.wait(10)
+
+
+def test_a_dialing_system_that_vanishes_mid_call_hands_the_caller_back(ctx, tmp_path):
+    """The dialing system answers, then disappears (killed: no BYE, no RTP): after the
+    target's media_timeout_s the engine hangs up its leg, says so in an event, and the flow
+    takes the route step's on_error exit (the demo flow: agents busy, goodbye)."""
+    _require_ivrd()
+    pa = harness.free_port()
+    gone = dialer(ctx, pa, "uas_dialer_answer.xml", hold_ms=60000)
+    t = target(pa, 0)
+    t["media_timeout_s"] = 2
+    routing = {"targets": {"dialer_a": t},
+               "plans": {"agents": {"entries": [{"targets": ["dialer_a"]}]}}}
+    ivrd = harness.Ivrd(config(routing), tmp_path)
+    ctx.ivrs.append(ivrd)
+    ivrd.start()
+    c = caller(ctx, ivrd)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if any(l[1] == call_id(c) and l[2] == "delivered" for l in route_lines(ivrd)):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the call was not delivered: %s" % ivrd.stdout_text())
+    gone.kill()
+    finish_ok(ctx, c)
+    line = ivrd.wait_line(call_id(c), timeout=20)
+    assert line and line.path == ("welcome > menu > agent > connecting > to_agent > "
+                                  "agents_busy > goodbye > bye"), (line, ivrd.stderr_text())
+    lost = [rest for _, call, k, rest in route_lines(ivrd) if k == "route attempt"]
+    assert lost and "media lost after delivery: no RTP for" in lost[0], lost
+    assert ivrd.stop(signal.SIGTERM) == 0

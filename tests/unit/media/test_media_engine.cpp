@@ -589,3 +589,29 @@ TEST_CASE("media engine: 200 sessions over 2 threads all send") {
   CHECK(engine.session_count() == 0);
   r.value().reset();
 }
+
+TEST_CASE("media engine: a remote that stops sending is reported once, until RTP flows again") {
+  Fixture f;
+  UdpPeer peer;
+  const uint16_t port = f.open(7);
+  f.engine->set_remote(7, remote_at(peer.port()));
+  f.engine->set_rtp_timeout(7, 150);
+  auto timeouts = [&](size_t n) {
+    return f.events.wait([&](const std::vector<MediaEvent> &evs) {
+      return std::count_if(evs.begin(), evs.end(), [](const MediaEvent &e) {
+               return e.session == 7 && e.kind == MediaEvent::Kind::rtp_timeout;
+             }) >= static_cast<long>(n);
+    });
+  };
+  REQUIRE(timeouts(1));
+  CHECK(f.events.of(7, MediaEvent::Kind::rtp_timeout)[0].detail.rfind("no RTP for ", 0) == 0);
+  // Once reported it stays quiet; a packet re-arms it, and silence is reported again.
+  peer.send_to(port, make_rtp(0, true, 1, 160, 0x1234, std::vector<uint8_t>(160, 0xFF)));
+  REQUIRE(timeouts(2));
+  // Off: no more reports after RTP and silence.
+  f.engine->set_rtp_timeout(7, 0);
+  peer.send_to(port, make_rtp(0, false, 2, 320, 0x1234, std::vector<uint8_t>(160, 0xFF)));
+  f.barrier(7);
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  CHECK(f.events.of(7, MediaEvent::Kind::rtp_timeout).size() == 2);
+}

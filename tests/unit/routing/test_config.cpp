@@ -139,7 +139,8 @@ TEST_CASE("config: target errors name the field path") {
         "routing.targets.vicidial.availability.rule: must be \"none\" or \"idle_agent\"");
   CHECK(error_of(with_target(R"("uris": ["sip:a@h"], "capacity": 1, "password": "hunter2")")) ==
         "routing.targets.vicidial.password: unknown field (known: uris, username, "
-        "password_secret, capacity, weight, priority, headers, delivery, probe, availability, "
+        "password_secret, capacity, weight, priority, headers, delivery, media_timeout_s, probe, "
+        "availability, "
         "description)");
   CHECK(error_of(with_target(R"("uris": ["sip:a@h"], "capacity": 1, "username": "u")")) ==
         "routing.targets.vicidial.password_secret: missing (username is set)");
@@ -164,6 +165,8 @@ TEST_CASE("config: a target's delivery method") {
   CHECK(error_of(with_target(R"("uris": ["sip:a@h"], "capacity": 1, "delivery": "302")")) ==
         "routing.targets.vicidial.delivery: must be \"bridge\", \"refer\" or \"redirect\"");
   CHECK(std::string(delivery_method_name(DeliveryMethod::refer)) == "refer");
+  CHECK(error_of(with_target(R"("uris": ["sip:a@h"], "capacity": 1, "media_timeout_s": 3601)")) ==
+        "routing.targets.vicidial.media_timeout_s: must be an integer from 0 to 3600");
 }
 
 TEST_CASE("config: document, set and plan errors") {
