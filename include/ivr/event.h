@@ -20,8 +20,16 @@ typedef enum ivr_event_type {
   IVR_EVENT_COLLECT_DONE = 5,    /**< digits, collect_end */
   IVR_EVENT_CALL_ENDED = 6,      /**< end_reason, sip_code, reason; the last event of a call */
   IVR_EVENT_MEDIA_UPDATED = 7,   /**< re-INVITE: on_hold, new remote media address */
-  IVR_EVENT_FLOW_STEP = 8        /**< the call's flow entered a node or decided: flow_node,
+  IVR_EVENT_FLOW_STEP = 8,       /**< the call's flow entered a node or decided: flow_node,
                                       flow_verb, flow_detail */
+  IVR_EVENT_ROUTE_DECIDED = 9,   /**< a routing decision: route_plan, route_detail (candidates
+                                      in order, targets skipped and why) */
+  IVR_EVENT_ROUTE_ATTEMPT = 10,  /**< a delivery attempt failed: route_target, route_uri,
+                                      sip_code, route_detail ("busy (486 Busy Here)") */
+  IVR_EVENT_CALL_QUEUED = 11,    /**< no target could take the call: queue_position,
+                                      queue_priority */
+  IVR_EVENT_CALL_DELIVERED = 12  /**< a dialing system answered; the call is bridged to it:
+                                      route_target, route_uri, sip_code */
 } ivr_event_type;
 
 typedef enum ivr_dtmf_source {
@@ -61,7 +69,7 @@ typedef enum ivr_end_reason {
  * ivr_call_ref() to keep the call handle longer.
  */
 typedef struct ivr_event {
-  unsigned int version; /**< 2 (fields after on_hold arrived in 2) */
+  unsigned int version; /**< 3 (fields after on_hold arrived in 2, route_* in 3) */
   ivr_event_type type;
   ivr_call *call;
 
@@ -97,6 +105,14 @@ typedef struct ivr_event {
   const char *flow_path;  /**< every node entered, joined by " > " */
   const char *flow_end;   /**< "completed", "hangup", "caller_hangup", "error", "step_limit" */
   const char *flow_error; /**< why the flow failed, or "" */
+  /* version 3: routing events (IVR_EVENT_ROUTE_*, IVR_EVENT_CALL_QUEUED/DELIVERED) */
+  const char *route_plan;   /**< the plan the route step named */
+  const char *route_target; /**< the target dialled ("" for ROUTE_DECIDED) */
+  const char *route_uri;    /**< the URI dialled */
+  const char *route_detail; /**< the decision, or what happened */
+  unsigned int route_attempt; /**< 1-based number of the INVITE */
+  int queue_position;         /**< 1-based; 0 when not waiting */
+  int queue_priority;         /**< 0-999, lower first */
 } ivr_event;
 
 /** The event callback. Runs on the engine thread; keep it short and never block. */

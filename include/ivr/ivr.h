@@ -12,6 +12,7 @@
 #include "ivr/event.h"
 #include "ivr/flow.h"
 #include "ivr/http.h"
+#include "ivr/routing.h"
 #include "ivr/webhook.h"
 
 #endif /* IVR_IVR_H */
