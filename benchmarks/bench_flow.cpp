@@ -181,7 +181,7 @@ class QueuePort : public CallPort {
   }
   // Nor a db node; an empty answer keeps the port complete.
   void start_db(const DbStart &, uint64_t token) override { push(Kind::db, token); }
-  // Placeholders until route/transfer land in this port (this session).
+  // Nor route or transfer nodes: these stay no-ops.
   void start_route(const RouteStart &, uint64_t) override {}
   void cancel_route(uint64_t) override {}
   void start_transfer(const TransferStart &, uint64_t) override {}

@@ -424,7 +424,7 @@ Config load_config(const std::string &path) {
   bool has_flows = false, has_entry_points = false;
   for (auto &[key, v] : members(root, "",
                                 {"sip", "rtp", "media_threads", "prompt_dir", "log_level", "flows",
-                                 "entry_points", "auth", "webhooks", "databases"})) {
+                                 "entry_points", "auth", "webhooks", "databases", "routing"})) {
     if (key == "sip") {
       parse_sip(v, c);
     } else if (key == "rtp") {
@@ -446,6 +446,11 @@ Config load_config(const std::string &path) {
       parse_webhooks(v, base, c);
     } else if (key == "databases") {
       parse_databases(v, base, c);
+    } else if (key == "routing") {
+      // Checked field by field by the engine (ivr_engine_set_routing).
+      if (v.type() != element_type::OBJECT)
+        fail("routing", "must be an object (targets, target_sets, schedules, plans)");
+      c.routing = simdjson::minify(v);
     } else if (key == "auth") {
       // Checked field by field by the engine (ivr_engine_set_auth_profiles).
       if (v.type() != element_type::OBJECT)

@@ -60,6 +60,8 @@ struct Config {
   uint64_t webhook_spool_max_bytes = 0;
   std::vector<WebhookEndpoint> webhooks;
   std::vector<Database> databases;
+  // Routing (docs/routing.md, "Configuration") as JSON text; "" = none.
+  std::string routing;
 };
 
 // Reads and checks the file; relative paths in it resolve against its directory.

@@ -217,6 +217,26 @@ void on_event(const ivr_event *ev, void *) {
       log_msg(IVR_LOG_INFO, "call %s ended: %s, %s (%d)", ivr_call_id(call),
               ivr_end_reason_name(ev->end_reason), ev->reason, ev->sip_code);
       break;
+    // Routing: one stdout line per decision, failed attempt, queueing and delivery, so an
+    // operator (and the tests) can follow where each call went and why.
+    case IVR_EVENT_ROUTE_DECIDED:
+      g_out.out("call " + std::string(ivr_call_id(call)) + " route decided " + ev->route_detail +
+                "\n");
+      break;
+    case IVR_EVENT_ROUTE_ATTEMPT:
+      g_out.out("call " + std::string(ivr_call_id(call)) + " route attempt " +
+                std::to_string(ev->route_attempt) + " target " + ev->route_target +
+                " failed: " + ev->route_detail + "\n");
+      break;
+    case IVR_EVENT_CALL_QUEUED:
+      g_out.out("call " + std::string(ivr_call_id(call)) + " queued plan " + ev->route_plan +
+                " position " + std::to_string(ev->queue_position) + " priority " +
+                std::to_string(ev->queue_priority) + "\n");
+      break;
+    case IVR_EVENT_CALL_DELIVERED:
+      g_out.out("call " + std::string(ivr_call_id(call)) + " delivered target " + ev->route_target +
+                " uri " + ev->route_uri + " attempt " + std::to_string(ev->route_attempt) + "\n");
+      break;
     default:  // answered, digits, prompts, media: the flow handles them
       break;
   }
@@ -460,6 +480,11 @@ int main(int argc, char **argv) {
       ivr_engine_free(engine);
       return finish(2);
     }
+  }
+  if (!config.routing.empty() && ivr_engine_set_routing(engine, config.routing.c_str()) != IVR_OK) {
+    errf("ivrd: config %s", ivr_error_last()->message);  // "routing.targets.x.capacity: ..."
+    ivr_engine_free(engine);
+    return finish(2);
   }
   std::set<std::string> ids;
   // Flows load before SIP binds: a broken document never answers a call.

@@ -83,7 +83,7 @@ typedef struct ivr_event {
   ivr_prompt_end prompt_end;
 
   /* IVR_EVENT_COLLECT_DONE */
-  const char *digits;          /**< the collected digits, terminator excluded; may be "" */
+  const char *digits; /**< the collected digits, terminator excluded; may be "" */
   ivr_collect_end collect_end;
   ivr_dtmf_source digits_source; /**< source of the first collected digit */
 
@@ -106,10 +106,10 @@ typedef struct ivr_event {
   const char *flow_end;   /**< "completed", "hangup", "caller_hangup", "error", "step_limit" */
   const char *flow_error; /**< why the flow failed, or "" */
   /* version 3: routing events (IVR_EVENT_ROUTE_*, IVR_EVENT_CALL_QUEUED/DELIVERED) */
-  const char *route_plan;   /**< the plan the route step named */
-  const char *route_target; /**< the target dialled ("" for ROUTE_DECIDED) */
-  const char *route_uri;    /**< the URI dialled */
-  const char *route_detail; /**< the decision, or what happened */
+  const char *route_plan;     /**< the plan the route step named */
+  const char *route_target;   /**< the target dialled ("" for ROUTE_DECIDED) */
+  const char *route_uri;      /**< the URI dialled */
+  const char *route_detail;   /**< the decision, or what happened */
   unsigned int route_attempt; /**< 1-based number of the INVITE */
   int queue_position;         /**< 1-based; 0 when not waiting */
   int queue_priority;         /**< 0-999, lower first */

@@ -95,8 +95,7 @@ typedef struct ivr_target_state {
  * IVR_EVERSION, IVR_ENOTFOUND, IVR_ESTATE, IVR_EGONE. Any thread (not from inside an event
  * callback of another engine's thread: it waits for the engine thread).
  */
-IVR_API int ivr_engine_target_state(ivr_engine *engine, const char *target,
-                                    ivr_target_state *out);
+IVR_API int ivr_engine_target_state(ivr_engine *engine, const char *target, ivr_target_state *out);
 
 #define IVR_QUEUE_STATS_VERSION 1
 

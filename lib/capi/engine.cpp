@@ -75,7 +75,7 @@ void deliver(ivr_engine *handle, const ivr::core::CallEvent &e) {
   ev.sip_code = e.sip_code;
   ev.reason = e.reason.c_str();
   ev.on_hold = e.on_hold ? 1 : 0;
-  ev.version = 2;
+  ev.version = 3;
   ev.flow_id = e.flow_id.c_str();
   ev.flow_version = e.flow_version.c_str();
   ev.flow_node = e.flow_node.c_str();
@@ -84,6 +84,13 @@ void deliver(ivr_engine *handle, const ivr::core::CallEvent &e) {
   ev.flow_path = e.flow_path.c_str();
   ev.flow_end = e.flow_end.c_str();
   ev.flow_error = e.flow_error.c_str();
+  ev.route_plan = e.route_plan.c_str();
+  ev.route_target = e.route_target.c_str();
+  ev.route_uri = e.route_uri.c_str();
+  ev.route_detail = e.route_detail.c_str();
+  ev.route_attempt = e.route_attempt;
+  ev.queue_position = e.queue_position;
+  ev.queue_priority = e.queue_priority;
   if (handle->event_cb) {
     try {
       handle->event_cb(&ev, handle->event_user_data);

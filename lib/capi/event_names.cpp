@@ -21,6 +21,14 @@ IVR_API const char *ivr_event_type_name(ivr_event_type type) {
       return "media.updated";
     case IVR_EVENT_FLOW_STEP:
       return "flow.step";
+    case IVR_EVENT_ROUTE_DECIDED:
+      return "route.decided";
+    case IVR_EVENT_ROUTE_ATTEMPT:
+      return "route.attempt";
+    case IVR_EVENT_CALL_QUEUED:
+      return "call.queued";
+    case IVR_EVENT_CALL_DELIVERED:
+      return "call.delivered";
   }
   return "unknown";
 }

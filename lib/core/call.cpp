@@ -161,6 +161,18 @@ Status Call::hangup(const std::string &reason) {
   return {};
 }
 
+Status Call::redirect(const std::string &uri) {
+  if (auto s = check_alive(); !s) return s;
+  if (state_ != State::incoming && state_ != State::ringing)
+    return Error{Errc::bad_state, "redirect: call already answered; use REFER"};
+  engine_.sip().redirect(dialog_, 302, {uri}, "redirected");
+  pending_end_reason_ = EndReason::rejected;
+  pending_end_code_ = 302;
+  pending_end_text_ = "redirected to " + uri;
+  state_ = State::ending;
+  return {};
+}
+
 Status Call::play(const std::string &name) {
   if (auto s = check_alive(); !s) return s;
   if (!media_open_) return Error{Errc::bad_state, "play: call not answered"};
@@ -242,6 +254,16 @@ void Call::on_prompt_loaded(uint64_t id, Result<std::shared_ptr<const media::Pro
     return;
   }
   start_prompt(id, std::move(*prompt));
+}
+
+Status Call::play_prompt(const std::string &name, std::shared_ptr<const media::Prompt> prompt) {
+  if (auto s = check_alive(); !s) return s;
+  if (!media_open_) return Error{Errc::bad_state, "play: call not answered"};
+  if (!prompt) return Error{Errc::invalid_argument, "play: no prompt"};
+  const uint64_t id = next_playback_id_++;
+  begin_playback(id, name);
+  start_prompt(id, std::move(prompt));
+  return {};
 }
 
 Status Call::stop_playback() {

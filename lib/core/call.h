@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -90,6 +91,15 @@ class Call : public std::enable_shared_from_this<Call> {
   Status answer();
   Status reject(int status, const std::string &reason);
   Status hangup(const std::string &reason);
+  // Before answer: a 3xx (302) sending the caller to `uri`; the call then ends.
+  Status redirect(const std::string &uri);
+  // REFER results of this call's dialog (SipStack::refer) go to the handler (nullptr: none).
+  void set_refer_handler(std::function<void(const sip::SipEvent &)> handler) {
+    refer_handler_ = std::move(handler);
+  }
+  void on_refer(const sip::SipEvent &event) {
+    if (refer_handler_) refer_handler_(event);
+  }
   Status play(const std::string &prompt);
   // Speaks text like play() plays a file: replaces the current prompt, obeys barge-in and
   // stop_playback, ends with PROMPT_FINISHED named "say:" + text (failed, with the reason,
@@ -97,7 +107,12 @@ class Call : public std::enable_shared_from_this<Call> {
   // Errors at once: invalid_argument (text, rate_wpm, malformed voice), not_found (unknown
   // voice), unsupported (no espeak-ng), busy (synthesis queue full), bad_state, gone.
   Status say(const std::string &text, const SayOptions &options = {});
+  // Plays an in-memory prompt (a generated tone) like play() plays a file: replaces the
+  // current prompt and ends with PROMPT_FINISHED named `name`.
+  Status play_prompt(const std::string &name, std::shared_ptr<const media::Prompt> prompt);
   Status stop_playback();
+  // The call's media session is open (answered): routing bridges it to an outbound leg.
+  bool media_open() const { return media_open_; }
   Status collect(const CollectOptions &options);
   Status set_inband_dtmf(bool enabled);
 
@@ -172,6 +187,7 @@ class Call : public std::enable_shared_from_this<Call> {
   sip::LocalMediaCaps caps_;
   bool inband_dtmf_ = false;
 
+  std::function<void(const sip::SipEvent &)> refer_handler_;
   EndReason pending_end_reason_ = EndReason::local_hangup;
   int pending_end_code_ = 0;
   std::string pending_end_text_;

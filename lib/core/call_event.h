@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "media/dtmf.h"
@@ -21,7 +22,11 @@ enum class EventType : int {
   collect_done = 5,
   call_ended = 6,
   media_updated = 7,
-  flow_step = 8
+  flow_step = 8,
+  route_decided = 9,   // a routing decision: candidates in order, skipped targets and why
+  route_attempt = 10,  // a delivery attempt failed: target, uri, sip_code, reason
+  call_queued = 11,    // no target could take the call: it waits (position, priority)
+  call_delivered = 12  // a dialing system answered: the call is bridged to it
 };
 enum class PromptEnd : int { completed = 0, stopped = 1, barged_in = 2, failed = 3 };
 enum class CollectEnd : int {
@@ -59,6 +64,16 @@ struct CallEvent {
   std::string flow_path, flow_end, flow_error;
   std::vector<std::string> flow_nodes;  // the path as a list (webhooks); capped by the session
   uint64_t flow_nodes_dropped = 0;      // nodes entered beyond the cap
+  // Routing events: the plan, the target and URI concerned, what was decided or happened
+  // (Router::describe for route.decided, the failure for route.attempt), queue figures.
+  std::string route_plan, route_target, route_uri, route_detail;
+  int queue_position = 0, queue_priority = 0;
+  uint32_t route_attempt = 0;  // 1-based number of the INVITE (route.attempt, call.delivered)
+  // route.decided: the strategy, the candidates in order and the targets passed over (name,
+  // reason).
+  std::string route_strategy;
+  std::vector<std::string> route_candidates;
+  std::vector<std::pair<std::string, std::string>> route_skipped;
 };
 
 }  // namespace ivr::core

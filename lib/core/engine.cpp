@@ -146,6 +146,20 @@ Status Engine::start() {
   }
   sip_ = std::move(*sip);
   sip_port_ = sip_->bound_port();
+  // Routing after SIP: its prober sends OPTIONS.
+  (void)run_on_engine([this] {
+    routing_ = std::make_unique<RoutingService>(*this);
+    std::optional<routing::RoutingConfig> pending;
+    {
+      std::lock_guard lock(routing_mutex_);
+      pending.swap(pending_routing_);
+      routing_live_ = true;  // later configurations go straight to the service
+    }
+    if (pending)
+      if (auto st = routing_->configure(std::move(*pending)); !st)
+        IVR_LOG(options_.logger, error, "routing", "%s", st.error().message.c_str());
+    return Status{};
+  });
   started_ = true;
   IVR_LOG(options_.logger, info, "engine", "listening on sip:%s:%u", options_.sip.address.c_str(),
           static_cast<unsigned>(sip_port_.load()));
@@ -169,10 +183,12 @@ void Engine::stop(const std::string &reason) {
   (void)run_on_engine([this] {
     stop_webhooks();
     databases_.detach();  // after every call ended: no db step is waiting any more
+    if (routing_) routing_->stop();
     return Status{};
   });
   loop_->stop();
-  http_.reset();  // its in-flight requests are dropped; the flows they served have ended
+  routing_.reset();  // after the loop: tasks it ran may still have reached it
+  http_.reset();     // its in-flight requests are dropped; the flows they served have ended
   {
     std::lock_guard lock(auth_mutex_);
     auth_.reset();  // after http_: the service asks it to authorize
@@ -403,8 +419,33 @@ std::shared_ptr<Call> Engine::find(uint64_t id) {
   return it == calls_.end() ? nullptr : it->second;
 }
 
+Status Engine::set_routing(std::string_view json) {
+  auto config = routing::parse_routing_config(json);
+  if (!config) return config.error();
+  return set_routing(std::move(*config));
+}
+
+Status Engine::set_routing(routing::RoutingConfig config) {
+  {
+    std::lock_guard lock(routing_mutex_);
+    if (!routing_live_) {
+      if (auto st = routing::validate_routing_config(config); !st) return st;
+      pending_routing_ = std::move(config);
+      return {};
+    }
+  }
+  auto shared = std::make_shared<routing::RoutingConfig>(std::move(config));
+  return run_on_engine([this, shared] {
+    if (!routing_) return Status{Errc::gone, "routing: the engine has stopped"};
+    return routing_->configure(std::move(*shared));
+  });
+}
+
 void Engine::on_sip_event(sip::SipEvent &event) {
   using Kind = sip::SipEvent::Kind;
+  if (routing_ && event.kind != Kind::invite && event.kind != Kind::options &&
+      routing_->on_sip_event(event))
+    return;  // an outbound leg of a call being routed
   if (event.kind == Kind::invite) {
     CallFacts facts{std::move(event.call_id), std::move(event.from),
                     std::move(event.to),      std::move(event.from_user),
@@ -446,9 +487,11 @@ void Engine::on_sip_event(sip::SipEvent &event) {
       break;
     case Kind::invite:
     case Kind::options:
-    case Kind::progress:  // outbound legs: not placed yet
-    case Kind::answered:
     case Kind::refer:
+      call->on_refer(event);
+      break;
+    case Kind::progress:  // outbound legs: handled by routing above
+    case Kind::answered:
       break;
   }
 }

@@ -18,6 +18,7 @@
 #include "core/databases.h"
 #include "core/event_loop.h"
 #include "core/flow_runner.h"
+#include "core/routing_service.h"
 #include "media/media_engine.h"
 #include "media/prompt.h"
 #include "media/tts.h"
@@ -93,6 +94,32 @@ class Engine {
   Status add_database(const std::string &name, db::ConnectorConfig config,
                       const std::string &password_secret);
   Databases &databases() { return databases_; }
+  // A secret by name (host secrets, then IVR_SECRET_<NAME>); any thread.
+  std::optional<std::string> secret(std::string_view name) const { return secrets_->find(name); }
+
+  // Routing (docs/routing.md): targets, plans, the queue. Any thread; before start the
+  // configuration is kept and applied at start. Errors name the field ("routing.targets.x.
+  // capacity: ..."); on error nothing changes.
+  Status set_routing(std::string_view json);
+  Status set_routing(routing::RoutingConfig config);
+  // Engine thread, between start and stop.
+  RoutingService *routing() { return routing_.get(); }
+  // Any thread (engine_routing.cpp): run on the engine thread. Errc::bad_state before start
+  // or without a configuration, not_found for an unknown target, gone once stopped.
+  Status push_availability(const std::string &target, const routing::AvailabilitySample &sample);
+  Status mark_availability_stale(const std::string &target);
+  Status set_target_draining(const std::string &target, bool draining);
+  struct TargetSnapshot {
+    routing::Health health = routing::Health::up;
+    uint32_t capacity = 0;
+    routing::Counters counters;
+    bool availability_fresh = false;
+    int64_t idle_agents = 0;
+  };
+  Result<TargetSnapshot> target_state(const std::string &target);
+  Result<routing::QueueStats> queue_stats();
+  // 0 when the call is not waiting.
+  Result<size_t> queue_position(uint64_t call);
 
   // Webhooks (docs/net.md, "In the engine"). The dispatcher is made on the engine loop at
   // start, before SIP listens, and closed at stop after the last CALL_ENDED was published.
@@ -124,7 +151,11 @@ class Engine {
   Error tts_error_{Errc::unsupported, "the engine is not started"};
   std::unique_ptr<media::MediaEngine> media_;
   std::unique_ptr<sip::SipStack> sip_;
-  std::unique_ptr<FlowRunner> flows_;  // after loop_: its timers go before the loop does
+  std::unique_ptr<FlowRunner> flows_;        // after loop_: its timers go before the loop does
+  std::unique_ptr<RoutingService> routing_;  // made at start, freed after the loop
+  std::optional<routing::RoutingConfig> pending_routing_;  // set before start
+  std::mutex routing_mutex_;                               // guards the two below
+  bool routing_live_ = false;                       // routing_ exists: configurations go to it
   std::shared_ptr<net::SecretStore> host_secrets_;  // set through set_secret()
   std::shared_ptr<net::SecretStore> secrets_;       // the host's secrets, then the environment
   std::mutex auth_mutex_;

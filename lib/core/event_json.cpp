@@ -114,6 +114,14 @@ std::string_view webhook_event_type(EventType type) {
       return "flow.node";
     case EventType::call_ended:
       return "call.ended";
+    case EventType::route_decided:
+      return "route.decided";
+    case EventType::route_attempt:
+      return "route.attempt";
+    case EventType::call_queued:
+      return "call.queued";
+    case EventType::call_delivered:
+      return "call.delivered";
     case EventType::prompt_finished:
     case EventType::collect_done:
     case EventType::media_updated:
@@ -258,6 +266,38 @@ std::string event_json(const CallEvent &e, const CallFacts &facts, const CallTim
       }
       break;
     }
+    case EventType::route_decided: {
+      std::string skipped = "[";
+      for (const auto &[target, reason] : e.route_skipped) {
+        if (skipped.size() > 1) skipped += ',';
+        skipped += JsonObject().string("target", target).string("reason", reason).finish();
+      }
+      skipped += ']';
+      o.string("plan", e.route_plan)
+          .string("strategy", e.route_strategy)
+          .raw("candidates", string_array(e.route_candidates))
+          .raw("skipped", skipped)
+          .string("detail", e.route_detail);
+      add_flow_position(o, e);
+      break;
+    }
+    case EventType::route_attempt:
+    case EventType::call_delivered:
+      o.string("plan", e.route_plan)
+          .string("target", e.route_target)
+          .string("uri", e.route_uri)
+          .number("attempt", e.route_attempt)
+          .number("sip_status", e.sip_code)
+          .string("detail", e.route_detail);
+      add_flow_position(o, e);
+      break;
+    case EventType::call_queued:
+      o.string("plan", e.route_plan)
+          .number("position", e.queue_position)
+          .number("priority", e.queue_priority)
+          .string("detail", e.route_detail);
+      add_flow_position(o, e);
+      break;
     case EventType::prompt_finished:
     case EventType::collect_done:
     case EventType::media_updated:

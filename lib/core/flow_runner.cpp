@@ -3,6 +3,7 @@
 #include <deque>
 
 #include "common/log.h"
+#include "core/delivery.h"
 #include "core/engine.h"
 #include "core/event_loop.h"
 #include "flow/interpreter.h"
@@ -51,9 +52,11 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
   void on_event(CallEvent &e) {
     switch (e.type) {
       case EventType::call_answered:
+        if (route_) route_->on_call_answered();
         deliver([this] { session_->on_answered(); });
         break;
       case EventType::prompt_finished:
+        if (route_ && route_->on_prompt_finished(e)) break;  // ringback, hold, announcement
         // Only the latest of our prompts completes the step; replaced ones just end.
         if (prompts_ > 0 && --prompts_ == 0) {
           bool ok = e.prompt_end != PromptEnd::failed;
@@ -69,6 +72,11 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
         break;
       case EventType::call_ended:
         ended_ = true;
+        transfer_timer_.reset();
+        if (route_) {  // the caller hung up: the outbound leg goes too
+          route_->cancel("caller hung up");
+          route_.reset();
+        }
         deliver([this] { session_->on_call_ended(); });
         timers_.clear();
         break;
@@ -98,6 +106,15 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
 
   // ---- CallPort ----
   void start_answer() override {
+    if (call_->state() == Call::State::active) {
+      // Answered outside the flow's own answer step (a route step answers the caller
+      // before bridging): complete at once.
+      std::weak_ptr<FlowCall> weak = weak_from_this();
+      deliver_later([weak] {
+        if (auto self = weak.lock()) self->session_->on_answered();
+      });
+      return;
+    }
     if (auto s = call_->answer(); !s) {
       log_failure("answer", s.error());  // the engine rejects the call; CALL_ENDED follows
     }
@@ -227,10 +244,103 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
         });
     db_[token] = id;
   }
-  // Placeholders until route/transfer land in this port (this session).
-  void start_route(const flow::RouteStart &, uint64_t) override {}
-  void cancel_route(uint64_t) override {}
-  void start_transfer(const flow::TransferStart &, uint64_t) override {}
+  void start_route(const flow::RouteStart &rs, uint64_t token) override {
+    RoutingService *routing = runner_.engine_.routing();
+    std::weak_ptr<FlowCall> weak = weak_from_this();
+    if (!routing) {
+      deliver_later([weak, token] {
+        if (auto self = weak.lock()) {
+          flow::RouteDone d;
+          d.outcome = "error";
+          d.error = "routing is not available (the engine is stopping)";
+          self->session_->on_route_done(token, std::move(d));
+        }
+      });
+      return;
+    }
+    route_token_ = token;
+    route_ = std::make_shared<Delivery>(runner_.engine_, *routing, call_, rs,
+                                        [weak, token](flow::RouteDone &&d) {
+                                          auto self = weak.lock();
+                                          if (!self || self->ended_ || self->route_token_ != token)
+                                            return;
+                                          self->route_.reset();
+                                          self->route_token_ = 0;
+                                          self->deliver([self, token, d = std::move(d)]() mutable {
+                                            self->session_->on_route_done(token, std::move(d));
+                                          });
+                                        });
+    route_->start();
+  }
+  void cancel_route(uint64_t token) override {
+    if (token != route_token_ || !route_) return;
+    route_->cancel(ended_ ? "caller hung up" : "flow moved on");
+    route_.reset();
+    route_token_ = 0;
+  }
+  void start_transfer(const flow::TransferStart &ts, uint64_t token) override {
+    std::weak_ptr<FlowCall> weak = weak_from_this();
+    auto fail = [this, weak, token](int status, std::string why) {
+      log_failure("transfer", Error{Errc::sip, why});
+      deliver_later([weak, token, status, why] {
+        if (auto self = weak.lock()) {
+          flow::TransferDone d;
+          d.sip_status = status;
+          d.error = why;
+          self->session_->on_transfer_done(token, std::move(d));
+        }
+      });
+    };
+    const bool answered = call_->media_open();
+    if (ts.method == flow::TransferStart::Method::redirect) {
+      if (answered) return fail(0, "a 302 redirect needs a call that is not answered yet");
+      if (auto s = call_->redirect(ts.uri); !s) return fail(0, s.error().message);
+      deliver_later([weak, token] {
+        if (auto self = weak.lock()) {
+          flow::TransferDone d;
+          d.ok = true;
+          d.sip_status = 302;
+          self->session_->on_transfer_done(token, std::move(d));
+        }
+      });
+      return;
+    }
+    if (!answered) return fail(0, "REFER needs an answered call (use method redirect)");
+    transfer_token_ = token;
+    call_->set_refer_handler([weak, token](const sip::SipEvent &e) {
+      auto self = weak.lock();
+      if (!self || self->transfer_token_ != token || self->ended_) return;
+      if (!e.refer_final) return;  // 100 Trying, 180 Ringing...
+      self->transfer_token_ = 0;
+      self->transfer_timer_.reset();
+      self->call_->set_refer_handler(nullptr);
+      flow::TransferDone d;
+      d.sip_status = e.status;
+      d.ok = e.status >= 200 && e.status < 300;
+      if (!d.ok)
+        d.error =
+            "REFER failed: " + std::to_string(e.status) + (e.phrase.empty() ? "" : " ") + e.phrase;
+      // On success the session hangs up ("transferred"): the far end has the caller now.
+      self->deliver([self, token, d = std::move(d)]() mutable {
+        self->session_->on_transfer_done(token, std::move(d));
+      });
+    });
+    runner_.engine_.sip().refer(call_->id(), ts.uri);
+    // A far end that accepts the REFER (202) may never send a final NOTIFY: give up then.
+    transfer_timer_ = std::make_unique<Timer>(runner_.engine_.loop().base(), [weak, token] {
+      auto self = weak.lock();
+      if (!self || self->transfer_token_ != token || self->ended_) return;
+      self->transfer_token_ = 0;
+      self->call_->set_refer_handler(nullptr);
+      self->deliver([self, token] {
+        flow::TransferDone d;
+        d.sip_status = 408;
+        d.error = "REFER: no final result within 32 s";
+        self->session_->on_transfer_done(token, std::move(d));
+      });
+    });
+    transfer_timer_->arm(32000);
+  }
   void cancel_db(uint64_t token) override {
     auto it = db_.find(token);
     if (it == db_.end()) return;
@@ -248,6 +358,14 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
   }
 
  private:
+  // Completes a step from the loop: a port call never completes from inside itself.
+  void deliver_later(std::function<void()> fn) {
+    std::weak_ptr<FlowCall> weak = weak_from_this();
+    runner_.engine_.loop().post([weak, fn = std::move(fn)] {
+      auto self = weak.lock();
+      if (self && !self->ended_) self->deliver(fn);
+    });
+  }
   void prompt_failed() {
     if (prompts_ == 0) deliver([this] { session_->on_prompt_done(false); });
     // Otherwise an earlier prompt is still to finish: it completes the step, as failed.
@@ -277,6 +395,9 @@ class FlowCall : public flow::CallPort, public std::enable_shared_from_this<Flow
   std::map<uint64_t, std::unique_ptr<Timer>> timers_;
   std::map<uint64_t, uint64_t> http_;  // flow token -> HttpService fetch id
   std::map<uint64_t, uint64_t> db_;    // flow token -> Databases query id
+  std::shared_ptr<Delivery> route_;    // the route step in progress
+  uint64_t route_token_ = 0, transfer_token_ = 0;
+  std::unique_ptr<Timer> transfer_timer_;  // a REFER without a final NOTIFY
   std::deque<std::function<void()>> pending_;
   bool in_session_ = false;
   bool ended_ = false;

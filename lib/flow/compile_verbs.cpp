@@ -253,6 +253,16 @@ void Compiler::compile_node(size_t g, Node &n, const Value &v, const std::string
     fields({"connector", "query", "params", "timeout_ms", "max_rows", "map", "hold", "on_empty",
             "on_timeout"});
     n.spec = compile_db(g, v, ptr);
+  } else if (*verb == "route" || *verb == "enqueue") {
+    fields({"plan", "headers", "caller_id", "ring_timeout_ms", "max_attempts", "queue", "on_failed",
+            "on_timeout"});
+    n.spec = compile_route(g, v, ptr, *verb == "enqueue");
+  } else if (*verb == "transfer") {
+    fields({"to", "method", "on_failed"});
+    no_next(
+        "transfer (the call leaves the flow when it succeeds; its exits are \"on_failed\" "
+        "and \"on_error\")");
+    n.spec = compile_transfer(g, v, ptr);
   } else if (is_reserved_verb(*verb)) {
     problem(verb_v, ptr + "/verb",
             "verb " + quoted(*verb) + " is reserved for a later release and not available yet");

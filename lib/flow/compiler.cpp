@@ -345,6 +345,11 @@ std::vector<NodeIndex> Compiler::exits_of(const Node &n) {
         } else if constexpr (std::is_same_v<T, Db>) {
           out.push_back(s.on_timeout);
           out.push_back(s.on_empty);
+        } else if constexpr (std::is_same_v<T, Route>) {
+          out.push_back(s.on_failed);
+          out.push_back(s.on_timeout);
+        } else if constexpr (std::is_same_v<T, Transfer>) {
+          out.push_back(s.on_failed);
         } else if constexpr (std::is_same_v<T, Custom>) {
           for (auto &[k, e] : s.exits) out.push_back(e);
           out.push_back(s.on_timeout);
@@ -371,8 +376,9 @@ bool is_reserved_verb(std::string_view verb) {
 
 bool is_builtin_verb(std::string_view verb) {
   static constexpr std::string_view kBuiltin[] = {
-      "answer",   "play",  "say",  "gather",  "menu",   "set",    "if",   "switch",
-      "schedule", "pause", "goto", "subflow", "return", "hangup", "http", "db"};
+      "answer", "play",     "say",   "gather",  "menu",    "set",    "if",
+      "switch", "schedule", "pause", "goto",    "subflow", "return", "hangup",
+      "http",   "db",       "route", "enqueue", "transfer"};
   return is_reserved_verb(verb) ||
          std::find(std::begin(kBuiltin), std::end(kBuiltin), verb) != std::end(kBuiltin);
 }

@@ -1,7 +1,8 @@
 // The flow document compiler's internals, shared by its source files: compiler.cpp
 // (document level: schedules, variables, rule sets, graphs, reachability), compile_fields.cpp
 // (reading fields, expressions, templates, prompts and exits, with problems reported) and
-// compile_verbs.cpp (one node per verb). Private to lib/flow.
+// compile_verbs.cpp (one node per verb), compile_http.cpp, compile_db.cpp and
+// compile_route.cpp (the verbs with many fields). Private to lib/flow.
 #pragma once
 
 #include <algorithm>
@@ -21,8 +22,7 @@ namespace ivr::flow::detail {
 using json::Kind;
 using json::Value;
 
-inline constexpr std::string_view kReserved[] = {"webhook", "route", "enqueue", "transfer",
-                                                 "record"};
+inline constexpr std::string_view kReserved[] = {"webhook", "record"};
 inline constexpr std::string_view kCommonFields[] = {"verb", "next", "on_error", "label", "ui"};
 
 inline bool valid_name(std::string_view s) {
@@ -154,6 +154,11 @@ class Compiler {
 
   // ---- the db verb (compile_db.cpp) ----
   Db compile_db(size_t g, const Value &v, const std::string &ptr);
+
+  // ---- the route, enqueue and transfer verbs (compile_route.cpp) ----
+  Route compile_route(size_t g, const Value &v, const std::string &ptr, bool enqueue);
+  void compile_queue(const Value &q, const std::string &ptr, Route &r);
+  Transfer compile_transfer(size_t g, const Value &v, const std::string &ptr);
 
   // Every node must be reachable from its graph's start; every subflow must be called.
   void reachability();

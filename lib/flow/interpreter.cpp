@@ -35,7 +35,14 @@ void Session::Impl::set_slot(int64_t slot, rules::Value v) {
 
 void Session::Impl::set_var(const std::string &name, rules::Value v) {
   shown[name] = to_text(v);
-  set_slot(prog.variables->slot_of(name), v);
+  int64_t slot = prog.variables->slot_of(name);
+  if (slot >= 0) return set_slot(slot, v);
+  auto &[value, text] = unslotted[name];
+  if (v.type == rules::Type::string) {
+    text.assign(v.s);
+    v.s = text;
+  }
+  value = v;
 }
 
 // A value mapped from a response. A number of more than 15 digits (an account id) does
@@ -135,6 +142,9 @@ void Session::Impl::finish(EndReason r, const std::string &err, int sip_status,
   http_token = 0;
   if (db_token) port.cancel_db(db_token);
   db_token = 0;
+  if (route_token) port.cancel_route(route_token);
+  route_token = 0;
+  transfer_token = 0;  // a transfer cannot be taken back; its completion is ignored
   if (r != EndReason::caller_hangup) port.hangup(sip_status, reason);
 }
 
@@ -647,6 +657,24 @@ void Session::on_db_done(uint64_t token, DbDone &&done) {
   m.wait = Wait::none;
   m.db_token = 0;
   m.db_done(std::move(done));
+  m.run();
+}
+
+void Session::on_route_done(uint64_t token, RouteDone &&done) {
+  Impl &m = *impl_;
+  if (finished_ || m.wait != Wait::route || token != m.route_token) return;
+  m.wait = Wait::none;
+  m.route_token = 0;
+  m.route_done(std::move(done));
+  m.run();
+}
+
+void Session::on_transfer_done(uint64_t token, TransferDone &&done) {
+  Impl &m = *impl_;
+  if (finished_ || m.wait != Wait::transfer || token != m.transfer_token) return;
+  m.wait = Wait::none;
+  m.transfer_token = 0;
+  m.transfer_done(std::move(done));
   m.run();
 }
 

@@ -171,8 +171,38 @@ struct Db {
   NodeIndex on_timeout = kNoNode;
 };
 
+// A route or enqueue step: the engine's routing decides with the plan, dials the targets in
+// order and, with queueing on, waits in its priority queue; docs/flows.md, "route". The
+// targets, plans and the queue are the engine's routing configuration (docs/routing.md).
+struct Route {
+  Template plan;                                          // rendered: a routing plan's name
+  std::vector<std::pair<std::string, Template>> headers;  // X-* and User-to-User
+  Template caller_id;                                     // no parts: the caller's own
+  uint32_t ring_timeout_ms = 20000;
+  unsigned max_attempts = 0;                  // 0: every candidate
+  bool queue = false;                         // enqueue, or route with a "queue" object
+  uint32_t priority = 500;                    // 0-999, lower first; when priority_template is unset
+  std::optional<Template> priority_template;  // rendered per call, checked 0-999 then
+  uint32_t max_wait_s = 0;                    // 0: no limit
+  Template hold_file;                         // no parts: silence
+  // Spoken every announce_every_s (0: never); {position}, {wait_minutes} and
+  // {wait_seconds} are the port's placeholders, passed through as written.
+  std::string announce_text, announce_voice = "en";
+  unsigned announce_rate_wpm = 160;
+  uint32_t announce_every_s = 0;
+  NodeIndex on_failed = kNoNode, on_timeout = kNoNode;
+};
+
+// A transfer step: hand the call to a SIP URI (REFER, or a 302 before the answer) and leave
+// the path; docs/flows.md, "transfer".
+struct Transfer {
+  Template to;  // rendered: must be a sip: or sips: URI
+  enum class Method : uint8_t { refer, redirect } method = Method::refer;
+  NodeIndex on_failed = kNoNode;
+};
+
 using VerbSpec = std::variant<Answer, Play, Gather, Set, If, Switch, ScheduleBranch, Pause, Goto,
-                              Subflow, Return, Hangup, Custom, Http, Db>;
+                              Subflow, Return, Hangup, Custom, Http, Db, Route, Transfer>;
 
 struct Node {
   std::string name;

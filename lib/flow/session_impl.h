@@ -1,6 +1,8 @@
 // The per-call interpreter's state and steps, shared by its source files: interpreter.cpp
-// (variables, control flow, prompts, gathers, custom verbs; the Session API) and
-// lookup_steps.cpp (http and db steps, their budget and hold audio). Private to lib/flow.
+// (variables, control flow, prompts, gathers, custom verbs; the Session API),
+// lookup_steps.cpp (http and db steps, their budget and hold audio) and route_steps.cpp
+// (route, enqueue and transfer steps, and the call's variables as the routing port reads
+// them). Private to lib/flow.
 #pragma once
 
 #include <algorithm>
@@ -17,7 +19,19 @@ namespace ivr::flow {
 
 namespace session_detail {
 
-enum class Wait { none, answer, prompt, feedback_prompt, collect, timer, custom, http, db };
+enum class Wait {
+  none,
+  answer,
+  prompt,
+  feedback_prompt,
+  collect,
+  timer,
+  custom,
+  http,
+  db,
+  route,
+  transfer
+};
 
 // "Content-Type" -> "content_type": a header name as a step-result key.
 inline std::string header_key(std::string_view name) {
@@ -74,6 +88,9 @@ struct Session::Impl {
   std::vector<rules::Value> values;
   std::vector<std::string> strings;
   std::map<std::string, std::string> shown;  // vars.* / steps.* as text, for records
+  // Values set under names no expression of the program reads (so without a slot): the
+  // routing port may still ask for them (RouteVariables). The string is the value's storage.
+  std::map<std::string, std::pair<rules::Value, std::string>, std::less<>> unslotted;
   rules::FixedEvalContext<4096> ctx;
 
   struct Frame {
@@ -92,11 +109,34 @@ struct Session::Impl {
   const Prompt *feedback = nullptr;
   uint64_t next_token = 1;
   uint64_t timer_token = 0, custom_token = 0, http_token = 0, db_token = 0;
+  uint64_t route_token = 0, transfer_token = 0;
+  std::string route_plan, transfer_uri;  // of the step waiting, for its completion's trace
   std::chrono::system_clock::time_point lookup_started;
   uint64_t lookup_used_ms = 0;  // of the program's lookup budget (http and db steps)
   bool hold_playing = false;
   bool running = false;  // inside run(): completions must not re-enter
   std::vector<std::pair<std::string, std::string>> host_vars;
+
+  // The call's variables as a route step's port reads them: any call.*, vars.* or steps.*
+  // value the call has, and template text rendered against them (routing configuration's
+  // header templates). Valid while the session lives; values may change once the step ends.
+  class Variables final : public RouteVariables {
+   public:
+    explicit Variables(const Impl &m) : m_(m) {}
+    rules::Value get(std::string_view name) const override;
+    Result<std::string> render(std::string_view template_text) const override;
+
+   private:
+    // A template compiled against the program's slots; names without a slot are `extra`,
+    // bound after them per rendering.
+    struct Compiled {
+      Template tmpl;
+      std::vector<std::string> extra;
+    };
+    const Impl &m_;
+    mutable std::map<std::string, Compiled, std::less<>> cache_;  // text -> template
+  };
+  Variables route_vars{*this};
 
   Impl(Session &s, CallPort &p, CallInfo i, SessionLimits l)
       : self(s), port(p), info(std::move(i)), limits(l), prog(*s.program_) {
@@ -182,6 +222,13 @@ struct Session::Impl {
   void db_failed(const Node &n, const Db &d, const std::string &reason, const std::string &error);
   void set_cell(const std::string &name, const db::Cell &c);
   void db_done(DbDone &&r);
+
+  // ---- routing (route_steps.cpp) ----
+  void exec(const Node &n, const Route &r);
+  // The route's end: steps.<node>.* and the exit for its outcome.
+  void route_done(RouteDone &&d);
+  void exec(const Node &n, const Transfer &t);
+  void transfer_done(TransferDone &&d);
 
   static std::string to_text(const rules::Value &v);
 };

@@ -30,6 +30,8 @@ class SimPort : public CallPort {
   bool hung_up = false;
   std::vector<std::pair<std::string, HttpStart>> requests;
   std::vector<std::pair<std::string, DbStart>> queries;
+  std::vector<std::pair<std::string, RouteStart>> routes;
+  std::vector<std::pair<std::string, TransferStart>> transfers;
 
   void start_answer() override {
     at(0, [this] { session->on_answered(); });
@@ -186,10 +188,64 @@ class SimPort : public CallPort {
       session->on_db_done(token, std::move(done));
     });
   }
-  // Placeholders until route/transfer land in this port (this session).
-  void start_route(const RouteStart &, uint64_t) override {}
-  void cancel_route(uint64_t) override {}
-  void start_transfer(const TransferStart &, uint64_t) override {}
+  void start_route(const RouteStart &req, uint64_t token) override {
+    std::string node = session->current_node();
+    routes.emplace_back(node, req);
+    routes.back().second.variables = nullptr;
+    RouteDone done;
+    uint32_t delay = 10;
+    auto it = opts_.route.find(node);
+    if (it == opts_.route.end() || it->second.empty()) {
+      done.outcome = "failed";
+      done.error = "no routing in the simulator (use --route " + node + "=OUTCOME[:TARGET])";
+    } else {
+      size_t &used = answers_used_["--route " + node];
+      const SimRouteReply &reply = it->second[std::min(used, it->second.size() - 1)];
+      ++used;
+      done.outcome = reply.outcome;
+      done.target = reply.target;
+      done.error = reply.error;
+      done.sip_status = reply.sip_status;
+      if (done.outcome == "ended") {
+        done.attempts = 1;
+        done.talk_ms = 60000;
+        if (!done.sip_status) done.sip_status = 200;
+        delay = 2000 + done.talk_ms;
+      } else if (done.outcome == "failed") {
+        done.attempts = done.target.empty() ? 0 : 1;
+        if (!done.sip_status && !done.target.empty()) done.sip_status = 486;
+        if (!done.target.empty()) delay = 2000;
+      } else if (done.outcome == "timeout") {
+        done.queued_ms = req.max_wait_s ? req.max_wait_s * 1000 : 60000;
+        delay = done.queued_ms;
+      }
+    }
+    lookups_[token] = at(delay, [this, token, done]() mutable {
+      lookups_.erase(token);
+      session->on_route_done(token, std::move(done));
+    });
+  }
+  void cancel_route(uint64_t token) override { cancel_http(token); }
+  void start_transfer(const TransferStart &req, uint64_t token) override {
+    std::string node = session->current_node();
+    transfers.emplace_back(node, req);
+    TransferDone done;
+    auto it = opts_.transfer.find(node);
+    if (it == opts_.transfer.end() || it->second.empty()) {
+      done.error = "no transfer in the simulator (use --transfer " + node + "=ok|STATUS)";
+    } else {
+      size_t &used = answers_used_["--transfer " + node];
+      const SimTransferReply &reply = it->second[std::min(used, it->second.size() - 1)];
+      ++used;
+      done.ok = reply.ok;
+      done.sip_status = reply.sip_status;
+      done.error = reply.error;
+    }
+    lookups_[token] = at(100, [this, token, done]() mutable {
+      lookups_.erase(token);
+      session->on_transfer_done(token, std::move(done));
+    });
+  }
   void cancel_db(uint64_t token) override { cancel_http(token); }
   void stop_prompt() override {
     if (!prompt_pending_) return;
@@ -259,8 +315,9 @@ class SimPort : public CallPort {
   std::vector<std::string> inputs_;
   size_t input_ = 0;
   Events events_;
-  std::map<uint64_t, Events::iterator> timers_, lookups_;  // lookups_: http and db steps
-  std::map<std::string, size_t> answers_used_;             // "--http node" -> answers given
+  // lookups_: http, db, route and transfer steps
+  std::map<uint64_t, Events::iterator> timers_, lookups_;
+  std::map<std::string, size_t> answers_used_;  // "--http node" -> answers given
   uint64_t now_ = 0, seq_ = 0, prompt_end_ = 0;
   bool prompt_pending_ = false;
   Events::iterator prompt_event_;
@@ -294,6 +351,8 @@ SimulationResult simulate(std::shared_ptr<const Program> program, const Simulati
   result.cut_off = port.cut_off;
   result.http_requests = std::move(port.requests);
   result.db_queries = std::move(port.queries);
+  result.routes = std::move(port.routes);
+  result.transfers = std::move(port.transfers);
   return result;
 }
 

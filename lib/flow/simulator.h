@@ -32,6 +32,21 @@ struct SimDbReply {
   uint32_t delay_ms = 20;  // virtual time until the answer; at or past the timeout: "timeout"
 };
 
+// A scripted end of a route or enqueue node (the engine's routing, simulated).
+struct SimRouteReply {
+  std::string outcome = "ended";  // ended, failed, timeout or error
+  std::string target;             // the target that took (or last refused) the call
+  int sip_status = 0;             // 0: 200 when ended, 486 when failed at a target
+  std::string error;              // the reason, for failed and error
+};
+
+// A scripted end of a transfer node.
+struct SimTransferReply {
+  bool ok = true;
+  int sip_status = 0;  // when it failed
+  std::string error;
+};
+
 struct SimulationOptions {
   // The caller's keypresses. Each collect consumes digits until its terminator or
   // max_digits; ',' ends one input (the next collect starts after it); an empty input
@@ -47,6 +62,14 @@ struct SimulationOptions {
   // db nodes: node -> answers in turn (the last repeats). A node without answers fails with
   // reason "connector".
   std::map<std::string, std::vector<SimDbReply>> db;
+  // route and enqueue nodes: node -> ends in turn (the last repeats). Virtual time: a call
+  // delivered rings 2 s and talks 60 s; a refusal comes after 2 s; a queue timeout after the
+  // node's max_wait_s (60 s without one); an error after 10 ms. A node without a script fails
+  // ("no routing in the simulator").
+  std::map<std::string, std::vector<SimRouteReply>> route;
+  // transfer nodes: node -> ends in turn (the last repeats), after 100 ms. A node without a
+  // script fails ("no transfer in the simulator").
+  std::map<std::string, std::vector<SimTransferReply>> transfer;
   // When >= 0, the caller hangs up at this virtual time (ms from the start).
   int64_t hangup_at_ms = -1;
   // A flow may legitimately wait forever (a pause loop): the simulation stops after this
@@ -75,6 +98,9 @@ struct SimulationResult {
   std::string cut_off;  // not empty: why the simulation stopped before the flow ended
   std::vector<std::pair<std::string, HttpStart>> http_requests;  // node, request, in order
   std::vector<std::pair<std::string, DbStart>> db_queries;       // node, query, in order
+  // node, request, in order (variables is null: it lived as long as the call)
+  std::vector<std::pair<std::string, RouteStart>> routes;
+  std::vector<std::pair<std::string, TransferStart>> transfers;
 };
 
 SimulationResult simulate(std::shared_ptr<const Program> program, const SimulationOptions &opts);

@@ -44,4 +44,31 @@ Result<std::string> render_template(
   return out;
 }
 
+Result<Template> parse_template(std::string_view text, const rules::VariableResolver &resolver,
+                                const rules::CompileOptions &options) {
+  Template t;
+  t.source = std::string(text);
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t open = text.find("{{", pos);
+    if (open == std::string_view::npos) {
+      t.parts.push_back({std::string(text.substr(pos)), std::nullopt});
+      break;
+    }
+    if (open > pos) t.parts.push_back({std::string(text.substr(pos, open - pos)), std::nullopt});
+    size_t close = text.find("}}", open + 2);
+    if (close == std::string_view::npos)
+      return Error{Errc::parse, "template: \"{{\" at column " + std::to_string(open + 1) +
+                                    " is not closed by \"}}\""};
+    auto e = rules::compile(text.substr(open + 2, close - open - 2), resolver, options);
+    if (!e.ok())
+      return Error{Errc::parse, "template: {{" +
+                                    std::string(text.substr(open + 2, close - open - 2)) +
+                                    "}}: " + e.error().message};
+    t.parts.push_back({"", std::move(e).value()});
+    pos = close + 2;
+  }
+  return t;
+}
+
 }  // namespace ivr::flow

@@ -7,6 +7,7 @@
 
 #include "common/result.h"
 #include "flow/program.h"
+#include "rules/expr.h"
 
 namespace ivr::flow {
 
@@ -19,5 +20,11 @@ std::string number_text(double d);
 Result<std::string> render_template(
     const Template &t, const std::function<Result<rules::Value>(const rules::Expression &)> &eval,
     std::string (*escape)(std::string_view) = nullptr);
+
+// Parses template text outside a flow document (the routing configuration's header
+// templates, rendered for a route step): "{{" without "}}" and bad expressions are errors
+// naming the column. The document compiler parses its own, to report document positions.
+Result<Template> parse_template(std::string_view text, const rules::VariableResolver &resolver,
+                                const rules::CompileOptions &options = {});
 
 }  // namespace ivr::flow

@@ -38,8 +38,8 @@ namespace ivr::net {
 // The event types the engine emits. Subscriptions may also name other types (host-defined
 // events); "*" matches every type.
 inline constexpr std::string_view kWebhookEventTypes[] = {
-    "call.started",  "call.answered", "dtmf",           "flow.node",
-    "route.decided", "call.queued",   "call.delivered", "call.ended",
+    "call.started",  "call.answered", "dtmf",           "flow.node",  "route.decided",
+    "route.attempt", "call.queued",   "call.delivered", "call.ended",
 };
 inline constexpr std::string_view kWebhookAttemptHeader = "X-Ivr-Attempt";
 

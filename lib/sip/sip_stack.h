@@ -1,4 +1,5 @@
-// The SIP user agent for inbound calls, on Sofia-SIP's NUA.
+// The SIP user agent on Sofia-SIP's NUA: inbound calls, outbound legs (B2BUA), REFER, 302
+// redirects and OPTIONS probes.
 //
 // Threading: one SIP thread creates and owns the su_root and the NUA (su_root_threading(0)).
 // Events leave through Options::sink (called on the SIP thread; must only queue + wake).
@@ -44,10 +45,11 @@ struct OutboundInvite {
   std::string uri;           // Request-URI and To: "sip:8300@127.0.0.1:5070" (";transport=tcp")
   std::string from_user;     // user part of From ("" = "ivr"); the host is the stack's address
   std::string from_display;  // display name in From ("" = none)
-  std::vector<SipHeader> headers;   // added as given (X-*, User-to-User)
-  std::string sdp;                  // our offer (application/sdp); required
-  std::string username, password;   // digest credentials for 401/407 ("" = none)
-  uint32_t ring_timeout_ms = 30000; // no final answer by then: CANCEL, cause no_answer
+  std::vector<SipHeader> headers;    // added as given (X-*, User-to-User); no CR/LF
+  std::string sdp;                   // our offer (application/sdp); required
+  std::string username, password;    // digest credentials for 401/407 ("" = none); no ':'
+  uint32_t ring_timeout_ms = 30000;  // no final answer by then: CANCEL, cause no_answer
+                                     // (0: 30000). See docs/architecture.md for the causes.
 };
 
 // The outcome of one out-of-dialog OPTIONS (SipStack::send_options).
@@ -80,7 +82,9 @@ struct SipEvent {
     answered,  // a 2xx: status, phrase, sdp (the answer); the stack has sent the ACK
     // REFER on any answered dialog (SipStack::refer): status is the REFER's own final
     // answer when it was refused, otherwise the status line of each NOTIFY's sipfrag
-    // (100, 180, 200, 486...); refer_final marks the last one of this REFER.
+    // (100, 180, 200, 486...); refer_final marks the last one of this REFER. Status 0 (final):
+    // not sent (dialog not answered, bad refer_to); 500 (final): a NOTIFY without a readable
+    // sipfrag; 408 (final): the REFER timed out or its subscription ended without a result.
     refer,
   } kind;
   DialogId dialog = 0;
@@ -135,11 +139,13 @@ class SipStack {
   // events for it (progress, answered, terminated...) carry that id. A 401/407 is answered
   // once with the credentials; a second challenge ends the leg as refused.
   virtual DialogId invite(OutboundInvite invite) = 0;
-  // Answers an inbound INVITE not yet answered with a 3xx (302) carrying these Contacts.
+  // Answers an inbound INVITE not yet answered with a 3xx (302) carrying these Contacts
+  // (terminated with cause local follows). No contacts: the call is refused 500 instead.
   virtual void redirect(DialogId dialog, int status, std::vector<std::string> contacts,
                         std::string reason) = 0;
   // Sends REFER (Refer-To: refer_to) in an answered dialog; results arrive as refer events.
-  // The dialog stays up: the caller of refer() hangs up after a final 2xx.
+  // The dialog stays up: the caller of refer() hangs up after a final 2xx. One REFER at a
+  // time per dialog: another one before the final refer event is ignored (logged).
   virtual void refer(DialogId dialog, std::string refer_to) = 0;
   // Sends an out-of-dialog OPTIONS to `uri` ("sip:host:port", ";transport=tcp" allowed)
   // and reports the outcome once through the sink as a SipEvent of kind options carrying

@@ -4,9 +4,9 @@
 // bounded virtual call length, so the interpreter and the simulator are fuzzed too.
 //
 // Input layout: the bytes up to the first NUL are the document; after it, two bytes choose
-// the start time, the custom verb's outcome and when the caller hangs up, and up to 32 more
-// are the caller's keys. Without a NUL the whole input is the document and those choices
-// come from its hash.
+// the start time, the custom verb's outcome, when the caller hangs up and how route and
+// transfer steps end, and up to 32 more are the caller's keys. Without a NUL the whole
+// input is the document and those choices come from its hash.
 //
 // Checks: a result has a program xor problems; problems are in document order with a
 // position inside the document; a simulated call ends by the caller's hangup at the latest,
@@ -104,6 +104,24 @@ void simulate_call(const std::shared_ptr<const Program> &program, uint64_t choic
     default:
       o.custom_results[kVerb] = CustomResult{"", {}, "CRM down"};
   }
+  // Route, enqueue and transfer nodes: every node ends the same way (unscripted: failed).
+  static const SimRouteReply kRouteEnds[] = {{"failed", "", 0, ""},
+                                             {"ended", "vici", 0, ""},
+                                             {"failed", "five9", 503, "refused"},
+                                             {"timeout", "", 0, ""},
+                                             {"error", "", 0, "no routing plan"},
+                                             {"bogus", "", 0, ""}};
+  uint64_t route_choice = (choice >> 11) & 7;  // 6, 7: unscripted
+  uint64_t transfer_choice = (choice >> 14) & 3;
+  for (const Graph &g : program->graphs)
+    for (const Node &n : g.nodes) {
+      std::string name = g.name.empty() ? n.name : g.name + "/" + n.name;
+      if (std::holds_alternative<Route>(n.spec) && route_choice < 6)
+        o.route[name] = {kRouteEnds[route_choice]};
+      if (std::holds_alternative<Transfer>(n.spec) && transfer_choice)
+        o.transfer[name] = {transfer_choice == 1 ? SimTransferReply{}
+                                                 : SimTransferReply{false, 486, "busy"}};
+    }
   // The caller always hangs up, within 15 s of virtual time, which bounds flows that loop
   // through waits (a pause or a gather that leads back to itself). The shortest wait in the
   // flow (a pause, or a custom verb's simulated 10 ms) caps it further, to about 300 waits,
@@ -114,7 +132,8 @@ void simulate_call(const std::shared_ptr<const Program> &program, uint64_t choic
     for (const Node &n : g.nodes) {
       if (auto *p = std::get_if<Pause>(&n.spec))
         shortest_wait = std::min<int64_t>(shortest_wait, p->ms);
-      if (std::holds_alternative<Custom>(n.spec))
+      if (std::holds_alternative<Custom>(n.spec) || std::holds_alternative<Route>(n.spec) ||
+          std::holds_alternative<Transfer>(n.spec))
         shortest_wait = std::min<int64_t>(shortest_wait, 10);
     }
   o.hangup_at_ms = std::min(kHangup[(choice >> 8) & 7], 300 * shortest_wait);

@@ -3,6 +3,7 @@
 //   ivr-flow simulate FILE [--digits SCRIPT] [--var NAME=VALUE]... [--at YYYY-MM-DDTHH:MM
 //            [--tz ZONE]] [--from NUMBER] [--to NUMBER] [--custom VERB=EXIT[:NAME=VALUE,...]]...
 //            [--http NODE=STATUS[:BODY|@FILE]|REASON]... [--db NODE=ROWS|@FILE|REASON]...
+//            [--route NODE=OUTCOME[:TARGET[:STATUS]]]... [--transfer NODE=ok|STATUS]...
 //            [--hangup-at MS] [--prompts DIR]
 //            [--verb NAME]...
 // Docs: docs/flows.md, section "Tools".
@@ -32,6 +33,8 @@ int usage() {
                "                [--custom VERB=EXIT[:NAME=VALUE,...]]... [--hangup-at MS]\n"
                "                [--http NODE=STATUS[:BODY|@FILE]|REASON]...\n"
                "                [--db NODE=ROWS|@FILE|REASON]...\n"
+               "                [--route NODE=OUTCOME[:TARGET[:STATUS]]]...\n"
+               "                [--transfer NODE=ok|STATUS]...\n"
                "                [--prompts DIR] [--verb NAME]...\n");
   return 2;
 }
@@ -179,6 +182,77 @@ bool parse_db_answer(const std::string &text, SimDbReply *out, std::string *err)
   return true;
 }
 
+// "ended", "ended:vici", "failed:vici:503", "timeout", "error:plan unknown".
+bool parse_route_answer(const std::string &text, SimRouteReply *out, std::string *err) {
+  size_t colon = text.find(':');
+  out->outcome = text.substr(0, colon);
+  std::string rest = colon == std::string::npos ? "" : text.substr(colon + 1);
+  if (out->outcome == "error") {
+    out->error = rest.empty() ? "simulated routing error" : rest;
+    return true;
+  }
+  if (out->outcome != "ended" && out->outcome != "failed" && out->outcome != "timeout") {
+    *err = "\"" + out->outcome + "\" is not an outcome (ended, failed, timeout, error)";
+    return false;
+  }
+  size_t colon2 = rest.find(':');
+  out->target = rest.substr(0, colon2);
+  if (colon2 != std::string::npos) {
+    std::string status = rest.substr(colon2 + 1);
+    char *end = nullptr;
+    long code = std::strtol(status.c_str(), &end, 10);
+    if (status.empty() || *end || code < 100 || code > 699) {
+      *err = "\"" + status + "\" is not a SIP status (100-699)";
+      return false;
+    }
+    out->sip_status = static_cast<int>(code);
+  }
+  if (out->outcome == "failed")
+    out->error = "simulated: " + (out->target.empty() ? std::string("no target could take the call")
+                                                      : "refused by " + out->target);
+  return true;
+}
+
+// "ok" or a SIP status the transfer failed with (a REFER refused, a NOTIFY of 486...).
+bool parse_transfer_answer(const std::string &text, SimTransferReply *out, std::string *err) {
+  if (text == "ok") return true;
+  char *end = nullptr;
+  long code = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end || code < 300 || code > 699) {
+    *err = "\"" + text + "\" is neither ok nor a failure status (300-699)";
+    return false;
+  }
+  out->ok = false;
+  out->sip_status = static_cast<int>(code);
+  out->error = "simulated: refused with SIP " + text;
+  return true;
+}
+
+// One line per route or transfer request the flow made, with its rendered values.
+void print_requests(const SimulationResult &r) {
+  for (const auto &[node, rs] : r.routes) {
+    std::printf(
+        "route %s: plan %s, ring %u ms, %s", node.c_str(), rs.plan.c_str(), rs.ring_timeout_ms,
+        rs.max_attempts ? ("at most " + std::to_string(rs.max_attempts) + " attempts").c_str()
+                        : "every candidate");
+    if (!rs.caller_id.empty()) std::printf(", caller id %s", rs.caller_id.c_str());
+    if (rs.queue) {
+      std::printf(", queue priority %u", rs.priority);
+      if (rs.max_wait_s) std::printf(", max wait %u s", rs.max_wait_s);
+      if (!rs.hold_file.empty()) std::printf(", hold %s", rs.hold_file.c_str());
+      if (rs.announce_every_s)
+        std::printf(", announce every %u s: \"%s\"", rs.announce_every_s, rs.announce_text.c_str());
+    }
+    std::printf("\n");
+    for (const auto &[name, value] : rs.headers)
+      std::printf("  %s: %s\n", name.c_str(), value.c_str());
+  }
+  for (const auto &[node, ts] : r.transfers)
+    std::printf("transfer %s: %s %s\n", node.c_str(),
+                ts.method == TransferStart::Method::redirect ? "redirect (302)" : "refer",
+                ts.uri.c_str());
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -247,6 +321,28 @@ int main(int argc, char **argv) {
         return 2;
       }
       sopts.db[spec.substr(0, eq)].push_back(std::move(reply));
+    } else if (cmd == "simulate" && (a == "--route" || a == "--transfer")) {
+      // to_sales=ended:vici   to_sales=failed:vici:486   wait=timeout   xfer=ok   xfer=486
+      std::string spec = value(), err;
+      size_t eq = spec.find('=');
+      bool route = a == "--route";
+      SimRouteReply rr;
+      SimTransferReply tr;
+      bool ok = eq != std::string::npos && eq != 0 &&
+                (route ? parse_route_answer(spec.substr(eq + 1), &rr, &err)
+                       : parse_transfer_answer(spec.substr(eq + 1), &tr, &err));
+      if (!ok) {
+        std::fprintf(stderr, "ivr-flow: %s expects %s%s%s\n", a.c_str(),
+                     route ? "NODE=OUTCOME[:TARGET[:STATUS]] (ended, failed, timeout) or "
+                             "NODE=error[:TEXT]"
+                           : "NODE=ok or NODE=STATUS",
+                     err.empty() ? "" : ": ", err.c_str());
+        return 2;
+      }
+      if (route)
+        sopts.route[spec.substr(0, eq)].push_back(std::move(rr));
+      else
+        sopts.transfer[spec.substr(0, eq)].push_back(std::move(tr));
     } else if (cmd == "simulate" && a == "--custom") {
       // crm.lookup=found:tier=gold,name=Ada   or   crm.lookup=!error text
       std::string spec = value();
@@ -315,6 +411,7 @@ int main(int argc, char **argv) {
   for (const SimulationStep &s : r.trace)
     std::printf("%7.3f  %-24s %-10s %s\n", static_cast<double>(s.at_ms) / 1000.0,
                 s.entry.node.c_str(), s.entry.verb.c_str(), s.entry.detail.c_str());
+  print_requests(r);
   const std::string &path = r.path_text;
   std::printf("end: %s after %.3f s", r.cut_off.empty() ? end_reason_name(r.end) : "none",
               static_cast<double>(r.duration_ms) / 1000.0);

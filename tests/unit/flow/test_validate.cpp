@@ -36,12 +36,12 @@ TEST_CASE("validate: unknown verb, unknown field, reserved verb") {
   std::string t = problems_text(R"({"flow": "f", "start": "a", "nodes": {
     "a": {"verb": "play", "file": "x.wav", "volume": 3, "next": "b"},
     "b": {"verb": "dance", "next": "c"},
-    "c": {"verb": "transfer", "next": "d"},
+    "c": {"verb": "record", "next": "d"},
     "d": {"verb": "hangup"}}})");
   CHECK(t.find("line 2, column 44: /nodes/a/volume: unknown field \"volume\" for verb \"play\"") !=
         std::string::npos);
   CHECK(t.find("/nodes/b/verb: unknown verb \"dance\"") != std::string::npos);
-  CHECK(t.find("/nodes/c/verb: verb \"transfer\" is reserved") != std::string::npos);
+  CHECK(t.find("/nodes/c/verb: verb \"record\" is reserved") != std::string::npos);
 }
 
 TEST_CASE("validate: dangling exits and unreachable nodes") {
