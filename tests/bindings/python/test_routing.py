@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
+import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 import ivr
-from conftest import wait_until
+from conftest import HERE, Events, free_udp_port, wait_until
 
 # Two targets on a closed port, no health probes: no SIP traffic at all.
 ROUTING = {
@@ -70,8 +74,6 @@ def test_set_routing_errors_name_the_field(engine):
         engine.set_routing({"targets": {}})
     with pytest.raises(TypeError, match="config"):
         engine.set_routing(42)
-    import json
-
     engine.set_routing(json.dumps(ROUTING))
     engine.set_routing(json.dumps(ROUTING).encode())
     engine.set_routing(ROUTING)
@@ -330,3 +332,165 @@ def test_routing_event_types(routed):
         assert event_type in ivr.EVENT_TYPES
         handler = routed.on(event_type, lambda e: None)
         assert routed.off(event_type, handler)
+
+
+# ---- routing events from a real routed call ----
+
+DIALERS = HERE.parents[1] / "integration" / "scenarios"
+
+
+class Dialer:
+    """A SIPp UAS playing a dialing system on a free loopback port (one call)."""
+
+    def __init__(self, scenario: str, log_dir: Path, hold_ms: int = 500) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_udp_port()
+        self._log = open(log_dir / f"dialer-{self.port}.log", "wb")
+        self.proc = subprocess.Popen(
+            ["sipp", "-sf", str(DIALERS / scenario), "-m", "1", "-nostdin", "-i", "127.0.0.1",
+             "-p", str(self.port), "-d", str(hold_ms), "-timeout", "30s", "-timeout_error"],
+            stdout=self._log, stderr=subprocess.STDOUT, cwd=log_dir,
+        )
+        # Bound once the port can no longer be bound here.
+        assert wait_until(lambda: self._bound() or self.proc.poll() is not None), "sipp UAS bound"
+        assert self.proc.poll() is None, f"sipp UAS {scenario} exited early"
+
+    def _bound(self) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", self.port))
+            except OSError:
+                return True
+            return False
+
+    def close(self) -> None:
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._log.close()
+
+
+def test_routing_events_of_a_routed_call(options, call, tmp_path):
+    """A caller routed by plan "sales": the first target answers 486, the second takes
+    the call and hangs up after 0.5 s; the route step then hangs up the caller."""
+    busy = Dialer("uas_dialer_busy.xml", tmp_path / "dialers")
+    taker = Dialer("uas_dialer_answer.xml", tmp_path / "dialers")
+    try:
+        def dialer(port: int, priority: int) -> dict:
+            return {"uris": [f"sip:agents@127.0.0.1:{port}"], "capacity": 1,
+                    "priority": priority, "probe": {"enabled": False},
+                    "headers": {"X-Department": "sales", "X-Caller": "{{call.from}}"}}
+
+        events = Events()
+        positions = []
+        with ivr.Engine(**options) as engine:
+            engine.on("*", events)
+            # On the engine thread: a delivered call is not waiting.
+            engine.on("call.delivered", lambda e: positions.append(e.call.queue_position))
+            engine.set_routing({
+                "targets": {"busy": dialer(busy.port, 0), "taker": dialer(taker.port, 1)},
+                "plans": {"sales": {"entries": [{"strategy": "failover",
+                                                 "targets": ["busy", "taker"]}]}},
+            })
+            engine.load_flow({"flow": "routed", "start": "hello", "nodes": {
+                "hello": {"verb": "answer", "next": "wait"},
+                # the caller's SIP INFO digits are over before the dialing system is reached
+                "wait": {"verb": "pause", "ms": 1500, "next": "to_sales"},
+                "to_sales": {"verb": "route", "plan": "sales", "ring_timeout_ms": 5000,
+                             "next": "bye", "on_failed": "bye"},
+                "bye": {"verb": "hangup", "reason": "routed {{steps.to_sales.outcome}}"}}})
+            engine.map_flow("*", "routed")
+            engine.start()
+            caller = call(engine)
+            ended = events.wait_ended(1, timeout=40)
+            caller.wait()
+    finally:
+        busy.close()
+        taker.close()
+
+    assert ended[0].reason == "routed ended", events.items
+    by_type = {}
+    for e in events.items:
+        by_type.setdefault(e.type, []).append(e)
+    decided = by_type["route.decided"][0]
+    assert decided.route_plan == "sales"
+    assert decided.route_target == ""
+    assert "busy" in decided.route_detail and "taker" in decided.route_detail
+    assert decided.route_attempt is None and decided.queue_position is None
+    assert decided.sip_code is None
+    attempt = by_type["route.attempt"][0]
+    assert (attempt.route_plan, attempt.route_target) == ("sales", "busy")
+    assert attempt.route_uri == f"sip:agents@127.0.0.1:{busy.port}"
+    assert attempt.sip_code == 486 and attempt.route_attempt == 1
+    assert attempt.route_detail
+    delivered = by_type["call.delivered"][0]
+    assert (delivered.route_target, delivered.route_attempt) == ("taker", 2)
+    assert delivered.sip_code == 200
+    assert "target=taker" in repr(delivered)
+    assert "call.queued" not in by_type
+    # Other types: the routing attributes are None.
+    end = ended[0]
+    assert end.route_plan is None and end.route_target is None and end.queue_priority is None
+    assert delivered.call == end.call
+    assert positions == [0]
+    with pytest.raises(ivr.GoneError):
+        end.call.queue_position  # the engine is gone
+
+
+def test_a_python_connector_releases_a_queued_call(options, call, tmp_path):
+    """The only target needs an idle agent; the Python connector reports none, so the call
+    waits in the queue (call.queued), until the connector reports one: the call is offered
+    at once and delivered."""
+    taker = Dialer("uas_dialer_answer.xml", tmp_path / "dialers")
+    agents = {"available": 0}
+    seen = []
+    try:
+        events = Events()
+        with ivr.Engine(**options) as engine:
+            engine.on("*", events)
+            engine.on("call.queued", lambda e: seen.append(e.call.queue_position))
+            engine.set_routing({
+                "targets": {"taker": {
+                    "uris": [f"sip:agents@127.0.0.1:{taker.port}"], "capacity": 1,
+                    "probe": {"enabled": False},
+                    "headers": {"X-Department": "sales", "X-Caller": "{{call.from}}"},
+                    "availability": {"rule": "idle_agent", "stale_after_s": 60}}},
+                "plans": {"sales": {"entries": [{"targets": ["taker"]}]}},
+            })
+
+            @engine.availability_connector("taker", interval=0.1)
+            def taker_agents():
+                return {"agents_available": agents["available"], "agents_logged_in": 1}
+
+            engine.load_flow({"flow": "queued", "start": "hello", "nodes": {
+                "hello": {"verb": "answer", "next": "wait"},
+                "wait": {"verb": "pause", "ms": 1500, "next": "to_sales"},
+                "to_sales": {"verb": "route", "plan": "sales",
+                             "queue": {"priority": 7, "max_wait_s": 30},
+                             "next": "bye", "on_failed": "bye", "on_timeout": "bye"},
+                "bye": {"verb": "hangup", "reason": "routed {{steps.to_sales.outcome}}"}}})
+            engine.map_flow("*", "queued")
+            engine.start()
+            assert wait_until(lambda: engine.target_state("taker").availability_fresh)
+            caller = call(engine)
+            assert events.wait_for(lambda items: any(e.type == "call.queued" for e in items), 20)
+            stats = engine.queue_stats()
+            assert stats.waiting == 1 and stats.enqueued == 1, stats
+            agents["available"] = 1  # an agent logs in: the next sample frees the call
+            ended = events.wait_ended(1, timeout=40)
+            caller.wait()
+            stats = engine.queue_stats()
+            assert stats.waiting == 0 and stats.served == 1, stats
+    finally:
+        taker.close()
+
+    assert ended[0].reason == "routed ended", events.items
+    queued = next(e for e in events.items if e.type == "call.queued")
+    assert (queued.queue_position, queued.queue_priority) == (1, 7)
+    assert queued.route_plan == "sales"
+    assert queued.route_attempt is None and queued.sip_code is None
+    assert seen == [1]  # call.queue_position, read in the handler
+    delivered = next(e for e in events.items if e.type == "call.delivered")
+    assert delivered.route_target == "taker" and delivered.queue_position is None
