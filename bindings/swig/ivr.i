@@ -90,8 +90,13 @@ enum class EventType {
   COLLECT_DONE = IVR_EVENT_COLLECT_DONE,
   CALL_ENDED = IVR_EVENT_CALL_ENDED,
   MEDIA_UPDATED = IVR_EVENT_MEDIA_UPDATED,
-  FLOW_STEP = IVR_EVENT_FLOW_STEP
+  FLOW_STEP = IVR_EVENT_FLOW_STEP,
+  ROUTE_DECIDED = IVR_EVENT_ROUTE_DECIDED,
+  ROUTE_ATTEMPT = IVR_EVENT_ROUTE_ATTEMPT,
+  CALL_QUEUED = IVR_EVENT_CALL_QUEUED,
+  CALL_DELIVERED = IVR_EVENT_CALL_DELIVERED
 };
+enum class TargetHealth { UP = IVR_TARGET_UP, DOWN = IVR_TARGET_DOWN, DRAINING = IVR_TARGET_DRAINING };
 enum class DtmfSource {
   RFC4733 = IVR_DTMF_RFC4733,
   INFO = IVR_DTMF_INFO,
@@ -355,6 +360,12 @@ static unsigned to_unsigned(long long v, unsigned long long max, const char *fie
   return static_cast<unsigned>(v);
 }
 
+}  // namespace ivrj
+
+#include "routing_glue.h" /* the routing half (ivr/routing.h), beside this file */
+
+namespace ivrj {
+
 /* ---- a call: holds a reference, so it stays readable after its callback ---- */
 class Call {
  public:
@@ -405,6 +416,11 @@ class Call {
     check(ivr_call_collect(c_, &o));
   }
   void setInbandDtmf(bool enabled) { check(ivr_call_set_inband_dtmf(c_, enabled ? 1 : 0)); }
+  int queuePosition() const {
+    unsigned position = 0;
+    check(ivr_call_queue_position(c_, &position));
+    return static_cast<int>(position);
+  }
 
  private:
   ivr_call *c_;
@@ -438,10 +454,11 @@ class Event {
       flow_end_ = copy(e.flow_end);
       flow_error_ = copy(e.flow_error);
     }
+    if (e.version >= 3) route_ = RouteFields(e);
   }
 
   EventType type() const {
-    return type_ >= IVR_EVENT_CALL_STARTED && type_ <= IVR_EVENT_FLOW_STEP
+    return type_ >= IVR_EVENT_CALL_STARTED && type_ <= IVR_EVENT_CALL_DELIVERED
                ? static_cast<EventType>(type_)
                : EventType::UNKNOWN;
   }
@@ -468,6 +485,13 @@ class Event {
   const char *flowPath() const { return flow_path_.c_str(); }
   const char *flowEnd() const { return flow_end_.c_str(); }
   const char *flowError() const { return flow_error_.c_str(); }
+  const char *routePlan() const { return route_.plan.c_str(); }
+  const char *routeTarget() const { return route_.target.c_str(); }
+  const char *routeUri() const { return route_.uri.c_str(); }
+  const char *routeDetail() const { return route_.detail.c_str(); }
+  int routeAttempt() const { return static_cast<int>(route_.attempt); }
+  int queuePosition() const { return route_.queue_position; }
+  int queuePriority() const { return route_.queue_priority; }
 
  private:
   int type_;
@@ -482,6 +506,7 @@ class Event {
   bool on_hold_;
   std::string flow_id_, flow_version_, flow_node_, flow_verb_, flow_detail_, flow_path_, flow_end_,
       flow_error_;
+  RouteFields route_; /* routing_glue.h */
 };
 
 /* ---- a custom verb's request: shared by the trampoline and the Java object ---- */
@@ -1121,6 +1146,12 @@ class Engine {
     std::shared_lock lock(mu_);
     check(ivr_engine_set_secret(live(), name, value));
   }
+  /* f(ivr_engine *) under the shared lock, for the glue headers (routing_glue.h). */
+  template <class F>
+  auto withLive(F &&f) {
+    std::shared_lock lock(mu_);
+    return f(live());
+  }
 
  private:
   ivr_engine *live() const {
@@ -1510,6 +1541,15 @@ IVR_ABSTRACT(LogHandler, log)
       case FLOW_STEP:
         s.append(" verb=").append(flowVerb()).append(" detail=").append(flowDetail());
         break;
+      case ROUTE_DECIDED:
+      case ROUTE_ATTEMPT:
+      case CALL_DELIVERED:
+        s.append(" plan=").append(routePlan()).append(" target=").append(routeTarget())
+            .append(" detail=").append(routeDetail());
+        break;
+      case CALL_QUEUED:
+        s.append(" plan=").append(routePlan()).append(" position=").append(queuePosition());
+        break;
       case CALL_ENDED:
         s.append(" reason=").append(endReason()).append(" \"").append(reason()).append('"');
         if (!flowPath().isEmpty()) {
@@ -1637,6 +1677,9 @@ IVR_ABSTRACT(LogHandler, log)
 
 %rename(libraryVersion) ivrj::library_version;
 
+/* Routing (ivr/routing.h): Engine methods, state snapshots, availability connectors. */
+%include "routing.i"
+
 /* ---- the declarations SWIG wraps (implemented above) ---- */
 namespace ivrj {
 
@@ -1660,6 +1703,7 @@ class Call {
   void collect(int maxDigits, const char *terminators, int firstDigitTimeoutMs,
                int interDigitTimeoutMs, bool bargeIn);
   void setInbandDtmf(bool enabled);
+  int queuePosition() const;
 };
 
 class Event {
@@ -1689,6 +1733,13 @@ class Event {
   const char *flowPath() const;
   const char *flowEnd() const;
   const char *flowError() const;
+  const char *routePlan() const;
+  const char *routeTarget() const;
+  const char *routeUri() const;
+  const char *routeDetail() const;
+  int routeAttempt() const;
+  int queuePosition() const;
+  int queuePriority() const;
 };
 
 class VerbRequest {

@@ -234,7 +234,11 @@ enum class EventType {
   collect_done = IVR_EVENT_COLLECT_DONE,
   call_ended = IVR_EVENT_CALL_ENDED,
   media_updated = IVR_EVENT_MEDIA_UPDATED,
-  flow_step = IVR_EVENT_FLOW_STEP
+  flow_step = IVR_EVENT_FLOW_STEP,
+  route_decided = IVR_EVENT_ROUTE_DECIDED,   ///< route_plan, route_detail
+  route_attempt = IVR_EVENT_ROUTE_ATTEMPT,   ///< a failed attempt: route_target, route_uri, ...
+  call_queued = IVR_EVENT_CALL_QUEUED,       ///< queue_position, queue_priority
+  call_delivered = IVR_EVENT_CALL_DELIVERED  ///< route_target, route_uri, sip_code
 };
 
 enum class DtmfSource {
@@ -277,6 +281,13 @@ enum class DbStatus {
   busy = IVR_DB_BUSY
 };
 
+/** A routing target's health (ivr_target_health). */
+enum class TargetHealth {
+  up = IVR_TARGET_UP,
+  down = IVR_TARGET_DOWN,         ///< the health probe (or a transport failure) marked it down
+  draining = IVR_TARGET_DRAINING  ///< an operator is draining it
+};
+
 /** Static names, as in logs and webhooks: "call.started", "rfc4733", "barged_in", ... */
 inline const char *name(EventType t) noexcept {
   return ivr_event_type_name(static_cast<ivr_event_type>(t));
@@ -292,6 +303,18 @@ inline const char *name(CollectEnd e) noexcept {
 }
 inline const char *name(PromptEnd e) noexcept {
   return ivr_prompt_end_name(static_cast<ivr_prompt_end>(e));
+}
+/** "up", "down" or "draining" (as docs/routing.md spells them). */
+inline const char *name(TargetHealth h) noexcept {
+  switch (h) {
+    case TargetHealth::up:
+      return "up";
+    case TargetHealth::down:
+      return "down";
+    case TargetHealth::draining:
+      return "draining";
+  }
+  return "unknown";
 }
 
 // ---------------------------------------------------------------------------------------
@@ -448,6 +471,12 @@ class Call {
     detail::check(rc);
     return detail::str(value);
   }
+  /** The call's 1-based position in the routing queue, or 0 when it is not waiting. */
+  unsigned queue_position() const {
+    unsigned position = 0;
+    detail::check(ivr_call_queue_position(h_, &position));
+    return position;
+  }
 
  private:
   ivr_call *h_ = nullptr;
@@ -488,6 +517,14 @@ struct Event {
   std::string flow_verb, flow_detail;
   // call_ended of a call run by a flow: its record
   std::string flow_path, flow_end, flow_error;
+  // routing events (route_decided, route_attempt, call_queued, call_delivered); sip_code too
+  std::string route_plan;      ///< the plan the route step named
+  std::string route_target;    ///< the target dialled ("" for route_decided)
+  std::string route_uri;       ///< the URI dialled
+  std::string route_detail;    ///< the decision, or what happened
+  unsigned route_attempt = 0;  ///< 1-based number of the INVITE
+  int queue_position = 0;      ///< call_queued: 1-based
+  int queue_priority = 0;      ///< call_queued: 0-999, lower first
 
   /** "call.started", "dtmf", "flow.step", ... */
   const char *type_name() const noexcept { return name(type); }
@@ -518,6 +555,15 @@ struct Event {
       ev.flow_path = detail::str(e.flow_path);
       ev.flow_end = detail::str(e.flow_end);
       ev.flow_error = detail::str(e.flow_error);
+    }
+    if (e.version >= 3) {  // the routing fields arrived in version 3
+      ev.route_plan = detail::str(e.route_plan);
+      ev.route_target = detail::str(e.route_target);
+      ev.route_uri = detail::str(e.route_uri);
+      ev.route_detail = detail::str(e.route_detail);
+      ev.route_attempt = e.route_attempt;
+      ev.queue_position = e.queue_position;
+      ev.queue_priority = e.queue_priority;
     }
     return ev;
   }
@@ -992,6 +1038,40 @@ struct DeadLetter {
   int64_t created_ms = 0;  ///< Unix ms
 };
 
+// ---------------------------------------------------------------------------------------
+// Routing: value types (docs/routing.md)
+// ---------------------------------------------------------------------------------------
+
+/** Agent availability of one target, as the host's own connector reports it
+ *  (ivr_availability; Engine::push_availability). */
+struct Availability {
+  unsigned agents_available = 0;  ///< idle agents ready for a call
+  unsigned agents_logged_in = 0;
+  unsigned calls_waiting = 0;  ///< calls waiting in the dialing system itself
+  unsigned longest_wait_s = 0;
+};
+
+/** A snapshot of one target's live state (ivr_target_state; Engine::target_state). */
+struct TargetState {
+  TargetHealth health = TargetHealth::up;
+  unsigned capacity = 0;
+  unsigned active = 0;    ///< delivered calls in progress
+  unsigned reserved = 0;  ///< slots held for calls being dialled or offered
+  uint64_t offered = 0, answered = 0, completed = 0;
+  uint64_t failed = 0;              ///< delivery attempts that failed, every reason
+  bool availability_fresh = false;  ///< fresh agent data is present
+  int64_t idle_agents = 0;          ///< as routing counts them (0 when stale)
+};
+
+/** The call queue: calls waiting because no target could take them (ivr_queue_stats). */
+struct QueueStats {
+  unsigned waiting = 0;  ///< calls in the queue now
+  unsigned offered = 0;  ///< of those, calls being dialled on an offered slot
+  uint64_t oldest_wait_ms = 0;
+  int64_t service_interval_ms = -1;  ///< the wait estimate's interval; -1 until a call left
+  uint64_t enqueued = 0, served = 0, abandoned = 0, expired = 0;  ///< totals
+};
+
 /**
  * Engine options (ivr_engine_options, version 2). The defaults are those of
  * IVR_ENGINE_OPTIONS_INIT; an empty string means the C default (NULL).
@@ -1420,6 +1500,78 @@ class Engine {
   /** Drops a dead letter for good. IVR_ENOTFOUND, IVR_ESTATE (a pending event). */
   void webhook_purge(const std::string &id) {
     detail::check(ivr_engine_webhook_purge(h_, id.c_str()));
+  }
+
+  // ---- routing (docs/routing.md) ----
+
+  /**
+   * Sets the routing configuration (JSON: targets, target_sets, schedules, plans,
+   * connectors), replacing the previous one; live state of targets of the same name is
+   * kept. Before start() it is kept and applied at start. Throws Error: IVR_EPARSE
+   * (malformed JSON), IVR_EINVAL naming the field ("routing.targets.vici.capacity: ..."),
+   * IVR_EGONE. On error nothing changes.
+   */
+  void set_routing(const std::string &json) {
+    detail::check(ivr_engine_set_routing(h_, json.c_str()));
+  }
+  /**
+   * Pushes a fresh availability sample for a target, as a polled connector would. Throws
+   * Error: IVR_ENOTFOUND (no such target), IVR_ESTATE (routing not configured or engine not
+   * started), IVR_EGONE.
+   */
+  void push_availability(const std::string &target, const Availability &sample) {
+    ivr_availability a = IVR_AVAILABILITY_INIT;
+    a.agents_available = sample.agents_available;
+    a.agents_logged_in = sample.agents_logged_in;
+    a.calls_waiting = sample.calls_waiting;
+    a.longest_wait_s = sample.longest_wait_s;
+    detail::check(ivr_engine_push_availability(h_, target.c_str(), &a));
+  }
+  /** The host's own poll for a target failed: its agent data is stale until the next
+   *  sample. Same errors as push_availability. */
+  void mark_availability_stale(const std::string &target) {
+    detail::check(ivr_engine_mark_availability_stale(h_, target.c_str()));
+  }
+  /** Drains a target (no new calls; calls in progress go on), or ends the draining.
+   *  Throws Error: IVR_ENOTFOUND, IVR_ESTATE, IVR_EGONE. */
+  void set_target_draining(const std::string &target, bool draining = true) {
+    detail::check(ivr_engine_set_target_draining(h_, target.c_str(), draining ? 1 : 0));
+  }
+  /** A target's live state. Throws Error: IVR_ENOTFOUND, IVR_ESTATE, IVR_EGONE. Waits for
+   *  the engine thread: not from an event callback of another engine. */
+  TargetState target_state(const std::string &target) {
+    ivr_target_state s{};
+    s.version = IVR_TARGET_STATE_VERSION;
+    detail::check(ivr_engine_target_state(h_, target.c_str(), &s));
+    TargetState out;
+    out.health = static_cast<TargetHealth>(s.health);
+    out.capacity = s.capacity;
+    out.active = s.active;
+    out.reserved = s.reserved;
+    out.offered = s.offered;
+    out.answered = s.answered;
+    out.completed = s.completed;
+    out.failed = s.failed;
+    out.availability_fresh = s.availability_fresh != 0;
+    out.idle_agents = s.idle_agents;
+    return out;
+  }
+  /** The call queue's state. Throws Error: IVR_ESTATE (routing not configured or engine not
+   *  started), IVR_EGONE. */
+  QueueStats queue_stats() {
+    ivr_queue_stats s{};
+    s.version = IVR_QUEUE_STATS_VERSION;
+    detail::check(ivr_engine_queue_stats(h_, &s));
+    QueueStats out;
+    out.waiting = s.waiting;
+    out.offered = s.offered;
+    out.oldest_wait_ms = s.oldest_wait_ms;
+    out.service_interval_ms = s.service_interval_ms;
+    out.enqueued = s.enqueued;
+    out.served = s.served;
+    out.abandoned = s.abandoned;
+    out.expired = s.expired;
+    return out;
   }
 
  private:

@@ -351,6 +351,145 @@ TEST_CASE("webhooks: set, stats, dead letters, remove") {
   CHECK(error_of([&] { engine.set_webhook(hook); }).code() == IVR_EGONE);
 }
 
+// Two targets on a closed port, no health probes: routing state without any SIP traffic.
+static std::string routing_config(const std::string &vici_capacity = "4") {
+  return R"({"targets": {
+      "vici": {"uris": ["sip:8300@127.0.0.1:9"], "capacity": )" +
+         vici_capacity + R"(, "probe": {"enabled": false},
+               "availability": {"rule": "idle_agent", "stale_after_s": 600}},
+      "five9": {"uris": ["sip:8400@127.0.0.1:9"], "capacity": 2, "probe": {"enabled": false}}},
+    "plans": {"sales": {"entries": [{"strategy": "failover", "targets": ["vici", "five9"]}]}}})";
+}
+
+TEST_CASE("routing: errors name the field; availability, draining and queue state round trip") {
+  TempDir prompts;
+  ivr::Engine engine(test_options(prompts.path));
+
+  auto e = error_of([&] {
+    engine.set_routing(R"({"targets": {"x": {"uris": ["sip:a@127.0.0.1:9"], "capacity": 0}},
+                           "plans": {"p": {"entries": [{"targets": ["x"]}]}}})");
+  });
+  CHECK(e.code() == IVR_EINVAL);
+  CHECK(contains(e.what(), "routing.targets.x.capacity"));
+  CHECK(contains(e.what(), "1 to 100000"));
+  e = error_of([&] { engine.set_routing("{\"targets\": "); });
+  CHECK(e.code() == IVR_EPARSE);
+  CHECK(error_of([&] { engine.set_routing(R"({"targets": {}})"); }).code() == IVR_EINVAL);
+
+  // Before start: kept for start; nothing live to read or push to yet.
+  engine.set_routing(routing_config());
+  ivr::Availability sample;
+  sample.agents_available = 3;
+  sample.agents_logged_in = 5;
+  sample.calls_waiting = 1;
+  sample.longest_wait_s = 12;
+  CHECK(error_of([&] { engine.push_availability("vici", sample); }).code() == IVR_ESTATE);
+  CHECK(error_of([&] { engine.target_state("vici"); }).code() == IVR_ESTATE);
+  CHECK(error_of([&] { engine.queue_stats(); }).code() == IVR_ESTATE);
+
+  engine.start();
+  ivr::TargetState s = engine.target_state("vici");
+  CHECK(s.health == ivr::TargetHealth::up);
+  CHECK(std::string(ivr::name(s.health)) == "up");
+  CHECK(s.capacity == 4);
+  CHECK(s.active == 0);
+  CHECK(s.reserved == 0);
+  CHECK(s.offered == 0);
+  CHECK(s.failed == 0);
+  CHECK(!s.availability_fresh);
+  CHECK(s.idle_agents == 0);
+
+  engine.push_availability("vici", sample);
+  s = engine.target_state("vici");
+  CHECK(s.availability_fresh);
+  CHECK(s.idle_agents == 3);  // calls_waiting is not subtracted for this target
+  engine.mark_availability_stale("vici");
+  s = engine.target_state("vici");
+  CHECK(!s.availability_fresh);
+  CHECK(s.idle_agents == 0);
+  engine.push_availability("vici", sample);
+
+  engine.set_target_draining("five9");
+  CHECK(engine.target_state("five9").health == ivr::TargetHealth::draining);
+  CHECK(std::string(ivr::name(ivr::TargetHealth::draining)) == "draining");
+  engine.set_target_draining("five9", false);
+  CHECK(engine.target_state("five9").health == ivr::TargetHealth::up);
+
+  ivr::QueueStats q = engine.queue_stats();
+  CHECK(q.waiting == 0);
+  CHECK(q.offered == 0);
+  CHECK(q.oldest_wait_ms == 0);
+  CHECK(q.service_interval_ms == -1);
+  CHECK(q.enqueued == 0);
+  CHECK(q.served == 0);
+
+  for (auto *fn : {+[](ivr::Engine &en) { en.push_availability("nope", ivr::Availability()); },
+                   +[](ivr::Engine &en) { en.mark_availability_stale("nope"); },
+                   +[](ivr::Engine &en) { en.set_target_draining("nope"); },
+                   +[](ivr::Engine &en) { en.target_state("nope"); }}) {
+    e = error_of([&] { fn(engine); });
+    CHECK(e.code() == IVR_ENOTFOUND);
+    CHECK(contains(e.what(), "nope"));
+  }
+
+  // A new configuration keeps the live state of targets of the same name; a refused one
+  // changes nothing.
+  engine.set_routing(routing_config("8"));
+  s = engine.target_state("vici");
+  CHECK(s.capacity == 8);
+  CHECK(s.availability_fresh);
+  CHECK(error_of([&] { engine.set_routing(routing_config("-1")); }).code() == IVR_EINVAL);
+  CHECK(engine.target_state("vici").capacity == 8);
+
+  CHECK(error_of([] { ivr::Call().queue_position(); }).code() == IVR_EINVAL);
+  engine.stop();
+  CHECK(error_of([&] { engine.push_availability("vici", sample); }).code() == IVR_EGONE);
+  CHECK(error_of([&] { engine.set_routing(routing_config()); }).code() == IVR_EGONE);
+}
+
+TEST_CASE("routing events: the version 3 fields are read only from version 3 events") {
+  ivr_event c{};
+  c.version = 3;
+  c.type = IVR_EVENT_CALL_QUEUED;
+  c.route_plan = "sales";
+  c.route_target = "";
+  c.route_uri = "";
+  c.route_detail = "no target can take the call: vici full";
+  c.queue_position = 2;
+  c.queue_priority = 10;
+  ivr::Event ev = ivr::Event::from_c(c);
+  CHECK(ev.type == ivr::EventType::call_queued);
+  CHECK(std::string(ev.type_name()) == "call.queued");
+  CHECK(!ev.call);
+  CHECK(ev.route_plan == "sales");
+  CHECK(ev.route_detail == "no target can take the call: vici full");
+  CHECK(ev.queue_position == 2);
+  CHECK(ev.queue_priority == 10);
+
+  c.type = IVR_EVENT_ROUTE_ATTEMPT;
+  c.route_target = "vici";
+  c.route_uri = "sip:8300@127.0.0.1:9";
+  c.route_attempt = 1;
+  c.sip_code = 486;
+  ev = ivr::Event::from_c(c);
+  CHECK(ev.type == ivr::EventType::route_attempt);
+  CHECK(ev.route_target == "vici");
+  CHECK(ev.route_uri == "sip:8300@127.0.0.1:9");
+  CHECK(ev.route_attempt == 1);
+  CHECK(ev.sip_code == 486);
+
+  c.version = 2;  // an older library: the fields after flow_error are not there
+  ev = ivr::Event::from_c(c);
+  CHECK(ev.route_plan.empty());
+  CHECK(ev.route_target.empty());
+  CHECK(ev.route_attempt == 0);
+  CHECK(ev.queue_position == 0);
+
+  CHECK(std::string(ivr::name(ivr::EventType::route_decided)) == "route.decided");
+  CHECK(std::string(ivr::name(ivr::EventType::route_attempt)) == "route.attempt");
+  CHECK(std::string(ivr::name(ivr::EventType::call_delivered)) == "call.delivered");
+}
+
 TEST_CASE("register and free cycles release every callback") {
   TempDir prompts;
   for (int i = 0; i < 12; ++i) {

@@ -46,6 +46,7 @@ from ._engine import (
     VerbRequest,
     WebhookStats,
 )
+from ._routing import Availability, QueueStats, TargetState
 
 __version__: str = _ivr.version()
 
@@ -60,6 +61,9 @@ __all__ = [
     "FlowReport",
     "WebhookStats",
     "DeadLetter",
+    "Availability",
+    "TargetState",
+    "QueueStats",
     "EVENT_TYPES",
     "Error",
     "ErrorCode",

@@ -27,6 +27,15 @@ from typing import (
 
 from . import _ivr, _options
 from ._errors import DbError, Problem, StateError
+from ._routing import (
+    AVAILABILITY_FIELDS,
+    Availability,
+    AvailabilityConnectors,
+    QueueStats,
+    TargetState,
+    availability_of,
+    check_interval,
+)
 from ._runtime import Runtime
 
 logger = logging.getLogger("ivr")
@@ -45,6 +54,10 @@ EVENT_TYPES: Tuple[str, ...] = (
     "collect.done",
     "media.updated",
     "flow.step",
+    "route.decided",
+    "route.attempt",
+    "call.queued",
+    "call.delivered",
     "call.ended",
 )
 # Webhooks call flow steps "flow.node"; both names work in Engine.on().
@@ -459,13 +472,14 @@ def _log_to_logging(level: str, subsystem: str, message: str) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-def _release(core: Any, runtime: Runtime) -> None:
+def _release(core: Any, runtime: Runtime, availability: AvailabilityConnectors) -> None:
     """Frees what an Engine owned: on close(), when it is collected, or at exit."""
     in_callback = _ivr._in_callback()
+    # Inside a callback (a collection on the engine thread) nothing may be waited for.
+    availability.close(wait=not in_callback)
     try:
         core.close(True)
     finally:
-        # Inside a callback (a collection on the engine thread) nothing may be waited for.
         runtime.close(wait=not in_callback)
 
 
@@ -515,26 +529,36 @@ class Engine:
             log=_log_to_logging if log is True else log, events=self._events.dispatch, **o
         )
         self._address = o["sip_address"]
+        self._availability = AvailabilityConnectors(self._core, self._runtime)
         # Frees the engine when this object is collected or at interpreter exit, whichever
         # comes first; close() runs it at once. It refers to the core, never to self.
-        self._finalizer = weakref.finalize(self, _release, self._core, self._runtime)
+        self._finalizer = weakref.finalize(
+            self, _release, self._core, self._runtime, self._availability
+        )
 
     # ---- life cycle ----
 
     def start(self) -> None:
         """Binds SIP and starts the engine's threads; returns once SIP listens. Raises Error
-        (code ESIP when the port is taken). Releases the GIL while it waits."""
+        (code ESIP when the port is taken). Releases the GIL while it waits. Availability
+        connectors run from now on."""
         self._core.start()
+        self._availability.start()
 
     def stop(self, reason: str = "") -> None:
-        """Ends every call (each gets call.ended, reason engine_stop) and stops the threads.
-        Blocks (GIL released); idempotent. Not from an event handler."""
+        """Ends every call (each gets call.ended, reason engine_stop) and stops the threads
+        and the availability connectors. Blocks (GIL released); idempotent. Not from an
+        event handler."""
         self._core.stop(_options.check_str("stop()", "reason", reason))
+        self._availability.close()
 
     def close(self, reason: str = "") -> None:
         """Stops the engine and frees it, with every handler registered on it; idempotent.
         Not from an event handler (StateError)."""
-        self._core.close(False, _options.check_str("close()", "reason", reason))
+        reason = _options.check_str("close()", "reason", reason)
+        if not _ivr._in_callback():  # (where close() fails: the connectors go on)
+            self._availability.close()  # first: no push may meet an engine half closed
+        self._core.close(False, reason)
         self._finalizer()
 
     @property
@@ -789,3 +813,134 @@ class Engine:
     def webhook_purge(self, event_id: str) -> None:
         """Drops a dead letter for good."""
         self._core.webhook_purge(_options.check_str("webhook_purge()", "event_id", event_id))
+
+    # ---- routing (docs/routing.md) ----
+
+    def set_routing(self, config: Union[str, bytes, Mapping[str, Any]]) -> None:
+        """Sets the routing configuration: a dict or JSON text with "targets", "target_sets",
+        "schedules", "plans" and "connectors" (docs/routing.md). Replaces the previous one;
+        live target state is kept for targets of the same name. Before start() it is kept and
+        applied at start. Raises InvalidArgumentError naming the field
+        ("routing.targets.vici.capacity: must be an integer from 1 to 100000") or, for text
+        that is not JSON, its line and column; nothing changes then."""
+        where = "set_routing()"
+        if isinstance(config, Mapping):
+            text = json.dumps(config, ensure_ascii=False)
+        elif isinstance(config, (bytes, bytearray)):
+            text = bytes(config).decode("utf-8")
+        elif isinstance(config, str):
+            text = config
+        else:
+            raise TypeError(
+                f"{where}: config: expected a dict or JSON text (str, bytes), got "
+                f"{type(config).__name__}"
+            )
+        self._core.set_routing(_options.check_str(where, "config", text))
+
+    def push_availability(
+        self,
+        target: str,
+        sample: Union[Availability, Mapping[str, int], None] = None,
+        *,
+        agents_available: Optional[int] = None,
+        agents_logged_in: Optional[int] = None,
+        calls_waiting: Optional[int] = None,
+        longest_wait_s: Optional[int] = None,
+    ) -> None:
+        """Pushes a fresh agent-availability sample for a target, as a polled connector
+        would: an ivr.Availability, a mapping, or the figures as keywords (missing ones are
+        0). A waiting call is offered the target at once when the sample leaves room.
+        Raises NotFoundError (no such target), StateError (routing not configured or the
+        engine not started)."""
+        where = "push_availability()"
+        target = _options.check_str(where, "target", target, empty=False)
+        given = {
+            name: value
+            for name, value in zip(
+                AVAILABILITY_FIELDS,
+                (agents_available, agents_logged_in, calls_waiting, longest_wait_s),
+            )
+            if value is not None
+        }
+        if sample is not None and given:
+            raise TypeError(f"{where}: pass a sample or the figures as keywords, not both")
+        a = availability_of(where, given if sample is None else sample, allow_empty=sample is None)
+        self._core.push_availability(
+            target, a.agents_available, a.agents_logged_in, a.calls_waiting, a.longest_wait_s
+        )
+
+    def mark_availability_stale(self, target: str) -> None:
+        """The host's own poll for a target failed: a target whose capacity rule needs agent
+        data takes no call until the next sample."""
+        self._core.mark_availability_stale(
+            _options.check_str("mark_availability_stale()", "target", target, empty=False)
+        )
+
+    def set_target_draining(self, target: str, draining: bool = True) -> None:
+        """Drains a target (no new calls; calls in progress go on), or ends the draining."""
+        where = "set_target_draining()"
+        self._core.set_target_draining(
+            _options.check_str(where, "target", target, empty=False),
+            _options.check_bool(where, "draining", draining),
+        )
+
+    def target_state(self, target: str) -> TargetState:
+        """A target's live state: health, capacity, calls, counters, agent data. Waits for
+        the engine thread (not from an event handler of another engine)."""
+        return TargetState(
+            **self._core.target_state(
+                _options.check_str("target_state()", "target", target, empty=False)
+            )
+        )
+
+    def queue_stats(self) -> QueueStats:
+        """The call queue: calls waiting now, the oldest wait, totals."""
+        return QueueStats(**self._core.queue_stats())
+
+    def availability_connector(
+        self, target: str, interval: float = 5.0
+    ) -> Callable[[F], F]:
+        """Decorator: registers an availability connector for a target (see
+        add_availability_connector)::
+
+            @engine.availability_connector("vicidial", interval=5.0)
+            def vicidial():
+                figures = my_vicidial_api.agents()      # a worker thread: may block
+                return {"agents_available": figures.ready, "calls_waiting": figures.queue}
+        """
+
+        def register(fn: F) -> F:
+            self.add_availability_connector(target, fn, interval=interval)
+            return fn
+
+        return register
+
+    def add_availability_connector(
+        self, target: str, fn: Callable[[], Any], *, interval: float = 5.0
+    ) -> None:
+        """Registers (or replaces) the function that reports a target's agent availability.
+
+        ``fn()`` (no argument) is a plain function, run on one of the engine's worker threads
+        (so it may block), or an ``async def``, run on the engine's event loop. It runs when
+        the engine starts and then every ``interval`` seconds (0.05-3600) on a fixed grid;
+        runs never overlap (a turn that comes while one runs is skipped). It returns a
+        mapping with some of agents_available, agents_logged_in, calls_waiting,
+        longest_wait_s (missing ones are 0) or an ivr.Availability, which is pushed as a
+        fresh sample. An exception, or a value that is not a sample, is logged (the "ivr"
+        logger, naming the figure at fault) and marks the target's data stale. The
+        connectors stop when the engine stops or closes."""
+        where = "add_availability_connector()"
+        target = _options.check_str(where, "target", target, empty=False)
+        _options.check_callable(where, "fn", fn)
+        self._availability.add(target, fn, check_interval(where, interval))
+
+    def remove_availability_connector(self, target: str) -> bool:
+        """Stops and removes a target's connector (a run under way has its result dropped);
+        False if there was none."""
+        return self._availability.remove(
+            _options.check_str("remove_availability_connector()", "target", target, empty=False)
+        )
+
+    def availability_connectors(self) -> List[str]:
+        """The targets that have an availability connector, sorted."""
+        return self._availability.targets()

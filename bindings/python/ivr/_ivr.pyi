@@ -66,6 +66,10 @@ class Call:
         """Collects digits; collect.done follows."""
     def set_inband_dtmf(self, enabled: bool) -> None:
         """Turns inband (audio tone) DTMF detection on or off."""
+    @property
+    def queue_position(self) -> int:
+        """The call's 1-based position in the routing queue, or 0 when it is not waiting
+        (releases the GIL: it may wait for the engine thread)."""
     def __eq__(self, other: object) -> bool: ...
     def __hash__(self) -> int: ...
 
@@ -76,7 +80,8 @@ class Event:
     @property
     def type(self) -> str:
         """"call.started", "call.answered", "dtmf", "prompt.finished", "collect.done",
-        "media.updated", "flow.step" or "call.ended"."""
+        "media.updated", "flow.step", "route.decided", "route.attempt", "call.queued",
+        "call.delivered" or "call.ended"."""
     @property
     def call(self) -> Call: ...
     @property
@@ -106,7 +111,9 @@ class Event:
         """call.ended: "remote_hangup", "remote_cancel", "local_hangup", "rejected",
         "no_media", "engine_stop" or "error"."""
     @property
-    def sip_code(self) -> Optional[int]: ...
+    def sip_code(self) -> Optional[int]:
+        """call.ended: the final SIP status involved; route.attempt: the dialing system's
+        refusal (0: no response); call.delivered: its answer."""
     @property
     def reason(self) -> str:
         """call.ended: why (a flow's hangup reason); prompt.finished: why it failed."""
@@ -129,6 +136,30 @@ class Event:
     def flow_end(self) -> str: ...
     @property
     def flow_error(self) -> str: ...
+    # Routing events (route.decided, route.attempt, call.queued, call.delivered); None for
+    # the other types.
+    @property
+    def route_plan(self) -> Optional[str]:
+        """The plan the route step named."""
+    @property
+    def route_target(self) -> Optional[str]:
+        """The target dialled ("" for route.decided)."""
+    @property
+    def route_uri(self) -> Optional[str]:
+        """The URI dialled."""
+    @property
+    def route_detail(self) -> Optional[str]:
+        """route.decided: the candidates in order and the targets skipped, with why;
+        route.attempt: what happened ("busy (486 Busy Here)")."""
+    @property
+    def route_attempt(self) -> Optional[int]:
+        """route.attempt, call.delivered: the 1-based number of the INVITE."""
+    @property
+    def queue_position(self) -> Optional[int]:
+        """call.queued: the call's 1-based position in the queue."""
+    @property
+    def queue_priority(self) -> Optional[int]:
+        """call.queued: the call's priority, 0-999, lower first."""
 
 class VerbRequest:
     """One run of a custom verb by a call's flow. The binding completes it from the
@@ -252,3 +283,16 @@ class Engine:
     def webhook_dead_letters(self) -> List[Tuple[str, str, str, int, str, int]]: ...
     def webhook_requeue(self, id: str) -> None: ...
     def webhook_purge(self, id: str) -> None: ...
+    def set_routing(self, json: str) -> None: ...
+    def push_availability(
+        self,
+        target: str,
+        agents_available: int,
+        agents_logged_in: int,
+        calls_waiting: int,
+        longest_wait_s: int,
+    ) -> None: ...
+    def mark_availability_stale(self, target: str) -> None: ...
+    def set_target_draining(self, target: str, draining: bool) -> None: ...
+    def target_state(self, target: str) -> Dict[str, Any]: ...
+    def queue_stats(self) -> Dict[str, Any]: ...

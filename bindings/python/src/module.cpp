@@ -563,11 +563,78 @@ class EngineCore {
     with_engine("webhook_purge()", [&](ivr::Engine &e) { e.webhook_purge(id); });
   }
 
+  // ---- routing ----
+
+  void set_routing(const std::string &json) {
+    with_engine("set_routing()", [&](ivr::Engine &e) { e.set_routing(json); });
+  }
+  void push_availability(const std::string &target, unsigned agents_available,
+                         unsigned agents_logged_in, unsigned calls_waiting,
+                         unsigned longest_wait_s) {
+    ivr::Availability a;
+    a.agents_available = agents_available;
+    a.agents_logged_in = agents_logged_in;
+    a.calls_waiting = calls_waiting;
+    a.longest_wait_s = longest_wait_s;
+    with_engine("push_availability()", [&](ivr::Engine &e) { e.push_availability(target, a); });
+  }
+  void mark_availability_stale(const std::string &target) {
+    with_engine("mark_availability_stale()",
+                [&](ivr::Engine &e) { e.mark_availability_stale(target); });
+  }
+  void set_target_draining(const std::string &target, bool draining) {
+    with_engine("set_target_draining()",
+                [&](ivr::Engine &e) { e.set_target_draining(target, draining); });
+  }
+  py::dict target_state(const std::string &target) {
+    ivr::TargetState s =
+        with_engine("target_state()", [&](ivr::Engine &e) { return e.target_state(target); });
+    py::dict d;
+    d["health"] = ivr::name(s.health);
+    d["capacity"] = s.capacity;
+    d["active"] = s.active;
+    d["reserved"] = s.reserved;
+    d["offered"] = s.offered;
+    d["answered"] = s.answered;
+    d["completed"] = s.completed;
+    d["failed"] = s.failed;
+    d["availability_fresh"] = s.availability_fresh;
+    d["idle_agents"] = s.idle_agents;
+    return d;
+  }
+  py::dict queue_stats() {
+    ivr::QueueStats s =
+        with_engine("queue_stats()", [](ivr::Engine &e) { return e.queue_stats(); });
+    py::dict d;
+    d["waiting"] = s.waiting;
+    d["offered"] = s.offered;
+    d["oldest_wait_ms"] = s.oldest_wait_ms;
+    d["service_interval_ms"] = s.service_interval_ms < 0
+                                   ? py::object(py::none())
+                                   : py::object(py::int_(s.service_interval_ms));
+    d["enqueued"] = s.enqueued;
+    d["served"] = s.served;
+    d["abandoned"] = s.abandoned;
+    d["expired"] = s.expired;
+    return d;
+  }
+
  private:
   std::shared_ptr<EngineState> state_;
 };
 
 // ---- Python views of the value types ----
+
+bool is_routing_event(ivr::EventType t) {
+  return t == ivr::EventType::route_decided || t == ivr::EventType::route_attempt ||
+         t == ivr::EventType::call_queued || t == ivr::EventType::call_delivered;
+}
+
+/** A routing event's string field, None for the other types. */
+py::object route_str(const ivr::Event &e, const std::string &value) {
+  if (!is_routing_event(e.type)) return py::none();
+  return py::str(value);
+}
 
 py::object optional_str(const std::optional<std::string> &s) {
   if (!s) return py::none();
@@ -692,6 +759,13 @@ PYBIND11_MODULE(_ivr, m) {
       .def("set_inband_dtmf", &ivr::Call::set_inband_dtmf, py::arg("enabled"),
            py::call_guard<py::gil_scoped_release>(),
            "Turns inband (audio tone) DTMF detection on or off.")
+      .def_property_readonly(
+          "queue_position",
+          [](const ivr::Call &c) {
+            py::gil_scoped_release release;  // may wait for the engine thread
+            return c.queue_position();
+          },
+          "The call's 1-based position in the routing queue, or 0 when it is not waiting.")
       .def("__eq__",
            [](const ivr::Call &a, const py::object &b) {
              return py::isinstance<ivr::Call>(b) && a == b.cast<const ivr::Call &>();
@@ -708,7 +782,8 @@ PYBIND11_MODULE(_ivr, m) {
       .def_property_readonly(
           "type", [](const ivr::Event &e) { return std::string(e.type_name()); },
           "\"call.started\", \"call.answered\", \"dtmf\", \"prompt.finished\", "
-          "\"collect.done\", \"media.updated\", \"flow.step\" or \"call.ended\".")
+          "\"collect.done\", \"media.updated\", \"flow.step\", \"route.decided\", "
+          "\"route.attempt\", \"call.queued\", \"call.delivered\" or \"call.ended\".")
       .def_property_readonly(
           "call", [](const ivr::Event &e) { return e.call; }, "The call (an ivr.Call).")
       .def_property_readonly(
@@ -779,10 +854,13 @@ PYBIND11_MODULE(_ivr, m) {
       .def_property_readonly(
           "sip_code",
           [](const ivr::Event &e) -> py::object {
-            if (e.type != ivr::EventType::call_ended) return py::none();
+            if (e.type != ivr::EventType::call_ended && e.type != ivr::EventType::route_attempt &&
+                e.type != ivr::EventType::call_delivered)
+              return py::none();
             return py::int_(e.sip_code);
           },
-          "call.ended: the final SIP status involved.")
+          "call.ended: the final SIP status involved; route.attempt: the dialing system's "
+          "refusal (0: no response); call.delivered: its answer.")
       .def_readonly("reason", &ivr::Event::reason,
                     "call.ended: why (a flow's hangup reason); prompt.finished: why it failed.")
       .def_property_readonly(
@@ -803,10 +881,46 @@ PYBIND11_MODULE(_ivr, m) {
                     "call.ended: \"completed\", \"hangup\", \"caller_hangup\", \"error\", ...")
       .def_readonly("flow_error", &ivr::Event::flow_error,
                     "call.ended: why the flow failed, or \"\".")
+      .def_property_readonly(
+          "route_plan", [](const ivr::Event &e) { return route_str(e, e.route_plan); },
+          "Routing events: the plan the route step named.")
+      .def_property_readonly(
+          "route_target", [](const ivr::Event &e) { return route_str(e, e.route_target); },
+          "Routing events: the target dialled (\"\" for route.decided).")
+      .def_property_readonly(
+          "route_uri", [](const ivr::Event &e) { return route_str(e, e.route_uri); },
+          "Routing events: the URI dialled.")
+      .def_property_readonly(
+          "route_detail", [](const ivr::Event &e) { return route_str(e, e.route_detail); },
+          "route.decided: the candidates in order and the targets skipped, with why; "
+          "route.attempt: what happened (\"busy (486 Busy Here)\").")
+      .def_property_readonly(
+          "route_attempt",
+          [](const ivr::Event &e) -> py::object {
+            if (e.type != ivr::EventType::route_attempt && e.type != ivr::EventType::call_delivered)
+              return py::none();
+            return py::int_(e.route_attempt);
+          },
+          "route.attempt, call.delivered: the 1-based number of the INVITE.")
+      .def_property_readonly(
+          "queue_position",
+          [](const ivr::Event &e) -> py::object {
+            if (e.type != ivr::EventType::call_queued) return py::none();
+            return py::int_(e.queue_position);
+          },
+          "call.queued: the call's 1-based position in the queue.")
+      .def_property_readonly(
+          "queue_priority",
+          [](const ivr::Event &e) -> py::object {
+            if (e.type != ivr::EventType::call_queued) return py::none();
+            return py::int_(e.queue_priority);
+          },
+          "call.queued: the call's priority, 0-999, lower first.")
       .def("__repr__", [](const ivr::Event &e) {
         std::string s = std::string("<ivr.Event ") + e.type_name() + " " + e.call.id();
         if (!e.flow_node.empty()) s += " node=" + e.flow_node;
         if (e.type == ivr::EventType::call_ended) s += " reason=\"" + e.reason + "\"";
+        if (is_routing_event(e.type) && !e.route_target.empty()) s += " target=" + e.route_target;
         return s + ">";
       });
 
@@ -959,5 +1073,14 @@ PYBIND11_MODULE(_ivr, m) {
       .def("webhook_stats", &EngineCore::webhook_stats)
       .def("webhook_dead_letters", &EngineCore::webhook_dead_letters)
       .def("webhook_requeue", &EngineCore::webhook_requeue, py::arg("id"))
-      .def("webhook_purge", &EngineCore::webhook_purge, py::arg("id"));
+      .def("webhook_purge", &EngineCore::webhook_purge, py::arg("id"))
+      .def("set_routing", &EngineCore::set_routing, py::arg("json"))
+      .def("push_availability", &EngineCore::push_availability, py::arg("target"),
+           py::arg("agents_available"), py::arg("agents_logged_in"), py::arg("calls_waiting"),
+           py::arg("longest_wait_s"))
+      .def("mark_availability_stale", &EngineCore::mark_availability_stale, py::arg("target"))
+      .def("set_target_draining", &EngineCore::set_target_draining, py::arg("target"),
+           py::arg("draining"))
+      .def("target_state", &EngineCore::target_state, py::arg("target"))
+      .def("queue_stats", &EngineCore::queue_stats);
 }

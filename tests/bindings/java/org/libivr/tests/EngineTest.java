@@ -19,6 +19,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
+import org.libivr.Availability;
 import org.libivr.DbConnector;
 import org.libivr.DbOptions;
 import org.libivr.DbQuery;
@@ -34,6 +39,9 @@ import org.libivr.IvrException;
 import org.libivr.LogHandler;
 import org.libivr.LogLevel;
 import org.libivr.Problem;
+import org.libivr.QueueStats;
+import org.libivr.TargetHealth;
+import org.libivr.TargetState;
 import org.libivr.ValidationException;
 import org.libivr.VerbHandler;
 import org.libivr.VerbRequest;
@@ -109,6 +117,7 @@ public final class EngineTest {
       basics();
       invalidArguments(dir);
       validation(dir);
+      routing(dir);
       calls(scenario, dir);
     } finally {
       TestSupport.deleteTree(dir);
@@ -128,6 +137,188 @@ public final class EngineTest {
     checkEquals(-99, ErrorCode.EINTERNAL.swigValue(), "EINTERNAL");
     checkEquals(ErrorCode.EGONE, ErrorCode.of(-5), "ErrorCode.of");
     checkEquals(6, EventType.CALL_ENDED.swigValue(), "CALL_ENDED");
+    checkEquals(9, EventType.ROUTE_DECIDED.swigValue(), "ROUTE_DECIDED");
+    checkEquals(10, EventType.ROUTE_ATTEMPT.swigValue(), "ROUTE_ATTEMPT");
+    checkEquals(11, EventType.CALL_QUEUED.swigValue(), "CALL_QUEUED");
+    checkEquals(12, EventType.CALL_DELIVERED.swigValue(), "CALL_DELIVERED");
+    checkEquals(2, TargetHealth.DRAINING.swigValue(), "TargetHealth.DRAINING");
+  }
+
+  /** Two targets on a closed port, no health probes: routing state without SIP traffic. */
+  static String routingConfig(int viciCapacity) {
+    return """
+        {"targets": {
+           "vici": {"uris": ["sip:8300@127.0.0.1:9"], "capacity": %d, "probe": {"enabled": false},
+                    "availability": {"rule": "idle_agent", "stale_after_s": 600}},
+           "five9": {"uris": ["sip:8400@127.0.0.1:9"], "capacity": 2, "probe": {"enabled": false}}},
+         "plans": {"sales": {"entries": [{"strategy": "failover", "targets": ["vici", "five9"]}]}}}
+        """.formatted(viciCapacity);
+  }
+
+  /** Log records of the availability connectors, for checks. */
+  static final class LogCapture extends Handler {
+    final List<LogRecord> records = Collections.synchronizedList(new ArrayList<>());
+
+    @Override
+    public void publish(LogRecord r) {
+      records.add(r);
+    }
+
+    @Override
+    public void flush() {}
+
+    @Override
+    public void close() {}
+
+    boolean has(Level level, String part) {
+      synchronized (records) {
+        for (LogRecord r : records) {
+          if (r.getLevel() == level && r.getMessage().contains(part)) {
+            return true;
+          }
+        }
+      }
+      return false;
+    }
+
+    long count(Level level, String part) {
+      synchronized (records) {
+        return records.stream()
+            .filter(r -> r.getLevel() == level && r.getMessage().contains(part))
+            .count();
+      }
+    }
+  }
+
+  static void routing(Path dir) throws Exception {
+    Logger log = Logger.getLogger("org.libivr.availability");
+    LogCapture capture = new LogCapture();
+    log.addHandler(capture);
+    log.setUseParentHandlers(false); // expected warnings stay out of the test's output
+    Engine e = new Engine(TestSupport.loopbackOptions(dir));
+    try {
+      IvrException x = expectIvr(-1, () -> e.setRouting("""
+          {"targets": {"x": {"uris": ["sip:a@127.0.0.1:9"], "capacity": 0}},
+           "plans": {"p": {"entries": [{"targets": ["x"]}]}}}
+          """), "capacity 0");
+      check(x != null && x.getMessage().contains("routing.targets.x.capacity"),
+          "the message names the field: " + (x == null ? null : x.getMessage()));
+      expectIvr(-11, () -> e.setRouting("{\"targets\": "), "routing that is not JSON");
+      expectIvr(-1, () -> e.setRouting(null), "null routing");
+
+      e.setRouting(routingConfig(4)); // kept, applied at start
+      expectIvr(-3, () -> e.pushAvailability("vici", Availability.ofAgentsAvailable(1)),
+          "push before start");
+      expectIvr(-3, () -> e.targetState("vici"), "targetState before start");
+
+      // A connector registered before start: polls from start on, fresh then stale.
+      AtomicInteger polls = new AtomicInteger();
+      AtomicBoolean failing = new AtomicBoolean(false);
+      AtomicInteger active = new AtomicInteger();
+      AtomicInteger maxActive = new AtomicInteger();
+      e.addAvailabilityConnector("vici", 50, () -> {
+        polls.incrementAndGet();
+        maxActive.accumulateAndGet(active.incrementAndGet(), Math::max);
+        try {
+          Thread.sleep(120); // longer than the interval: turns in between are skipped
+          if (failing.get()) {
+            throw new java.io.IOException("vicidial API down");
+          }
+          return new Availability(3, 5, 0, 0);
+        } finally {
+          active.decrementAndGet();
+        }
+      });
+      checkEquals(List.of("vici"), e.availabilityConnectors(), "availabilityConnectors()");
+      Thread.sleep(150);
+      checkEquals(0, polls.get(), "no poll before start");
+      expectIvr(-1, () -> e.addAvailabilityConnector("five9", 10, () -> null), "interval 10 ms");
+      expectIvr(-1, () -> e.addAvailabilityConnector("", 1000, () -> null), "empty target");
+      expectIvr(-1, () -> e.addAvailabilityConnector("five9", 1000, null), "null connector");
+
+      e.start();
+      TargetState s = e.targetState("five9");
+      checkEquals(new TargetState(TargetHealth.UP, 2, 0, 0, 0, 0, 0, 0, false, 0), s,
+          "five9 at start");
+      check(waitFor(() -> e.targetState("vici").availabilityFresh(), 10000), "fresh from the connector");
+      checkEquals(3L, e.targetState("vici").idleAgents(), "idle agents from the connector");
+      check(waitFor(() -> polls.get() >= 3, 10000), "the connector polls again");
+      checkEquals(1, maxActive.get(), "polls never overlap");
+      check(Thread.getAllStackTraces().keySet().stream().anyMatch(
+          t -> t.isDaemon() && t.getName().startsWith("libivr-availability-")),
+          "connectors run on daemon threads");
+
+      failing.set(true);
+      check(waitFor(() -> !e.targetState("vici").availabilityFresh(), 10000),
+          "a throwing connector marks the data stale");
+      check(waitFor(() -> capture.has(Level.WARNING, "vicidial API down"), 5000),
+          "the exception is logged");
+      check(capture.has(Level.WARNING, "marked stale"), "the log says stale");
+      int seen = polls.get();
+      check(waitFor(() -> polls.get() >= seen + 2, 10000), "it goes on polling");
+      checkEquals(1L, capture.count(Level.WARNING, "vicidial API down"),
+          "the same failure is a warning once");
+      failing.set(false);
+      check(waitFor(() -> e.targetState("vici").availabilityFresh(), 10000), "fresh again");
+
+      // A connector returning null, then one for an unknown target.
+      e.addAvailabilityConnector("vici", 50, () -> null);
+      check(waitFor(() -> !e.targetState("vici").availabilityFresh(), 10000), "null: stale");
+      check(waitFor(() -> capture.has(Level.WARNING, "returned null"), 5000), "null is logged");
+      e.addAvailabilityConnector("genesys", 50, () -> Availability.ofAgentsAvailable(1));
+      check(waitFor(() -> capture.has(Level.WARNING, "genesys: pushAvailability failed"), 5000),
+          "a push to an unknown target is logged");
+      check(e.removeAvailabilityConnector("genesys"), "remove genesys");
+      check(!e.removeAvailabilityConnector("genesys"), "remove genesys again");
+      check(e.removeAvailabilityConnector("vici"), "remove vici");
+
+      // Direct pushes, draining, the queue.
+      e.pushAvailability("vici", new Availability(2, 4, 1, 30));
+      s = e.targetState("vici");
+      check(s.availabilityFresh() && s.idleAgents() == 2, "pushed: " + s);
+      e.markAvailabilityStale("vici");
+      check(!e.targetState("vici").availabilityFresh(), "marked stale");
+      e.setTargetDraining("five9", true);
+      checkEquals(TargetHealth.DRAINING, e.targetState("five9").health(), "draining");
+      e.setTargetDraining("five9", false);
+      checkEquals(TargetHealth.UP, e.targetState("five9").health(), "up again");
+      checkEquals(new QueueStats(0, 0, 0, -1, 0, 0, 0, 0), e.queueStats(), "queueStats");
+      expectIvr(-4, () -> e.targetState("nope"), "targetState of an unknown target");
+      expectIvr(-4, () -> e.pushAvailability("nope", Availability.ofAgentsAvailable(1)),
+          "push to an unknown target");
+      expectIvr(-4, () -> e.setTargetDraining("nope", true), "drain an unknown target");
+      expectIvr(-1, () -> e.pushAvailability("vici", null), "null availability");
+      try {
+        new Availability(-1, 0, 0, 0);
+        check(false, "a negative figure was accepted");
+      } catch (IllegalArgumentException ok) {
+        check(ok.getMessage().contains("agentsAvailable"), "names the field: " + ok.getMessage());
+      }
+
+      // A new configuration keeps the live state of a target of the same name.
+      e.pushAvailability("vici", Availability.ofAgentsAvailable(3));
+      e.setRouting(routingConfig(8));
+      s = e.targetState("vici");
+      check(s.capacity() == 8 && s.availabilityFresh(), "kept across setRouting: " + s);
+
+      // close() stops the connectors.
+      AtomicInteger late = new AtomicInteger();
+      e.addAvailabilityConnector("vici", 50, () -> {
+        late.incrementAndGet();
+        return Availability.ofAgentsAvailable(1);
+      });
+      check(waitFor(() -> late.get() >= 2, 10000), "the last connector polls");
+      e.close();
+      int atClose = late.get();
+      Thread.sleep(300);
+      check(late.get() <= atClose + 1, "no poll after close: " + atClose + " -> " + late.get());
+      expectIvr(-5, () -> e.addAvailabilityConnector("vici", 50, () -> null), "add after close");
+      expectIvr(-5, () -> e.targetState("vici"), "targetState after close");
+    } finally {
+      e.close();
+      log.removeHandler(capture);
+      log.setUseParentHandlers(true);
+    }
   }
 
   static void invalidArguments(Path dir) {
