@@ -418,7 +418,7 @@ class Call {
   void setInbandDtmf(bool enabled) { check(ivr_call_set_inband_dtmf(c_, enabled ? 1 : 0)); }
   int queuePosition() const {
     unsigned position = 0;
-    check(ivr_call_queue_position(c_, &position));
+    check(ivr_call_queue_position(&position, c_));
     return static_cast<int>(position);
   }
 

@@ -474,7 +474,7 @@ class Call {
   /** The call's 1-based position in the routing queue, or 0 when it is not waiting. */
   unsigned queue_position() const {
     unsigned position = 0;
-    detail::check(ivr_call_queue_position(h_, &position));
+    detail::check(ivr_call_queue_position(&position, h_));
     return position;
   }
 
