@@ -435,6 +435,7 @@ void Delivery::on_answered(const sip::SipEvent &e) {
     IVR_LOG(engine_.logger(), warn, "routing", "call %s: target %s: %s",
             call_->facts().call_id.c_str(), last_target_.c_str(), st.error().message.c_str());
   announce_timer_.reset();
+  escalate_timer_.reset();
   phase_ = Phase::bridged;
   answered_at_ = routing_.now();
   if (auto idx = target_index(last_target_); idx && pool.config(*idx).media_timeout_s)
@@ -561,6 +562,38 @@ void Delivery::enqueue() {
     announce_timer_->arm(req_.announce_every_s * 1000);
   }
   routing_.add_waiting(call_->id(), weak_from_this());
+  next_escalation_ = 0;
+  arm_escalation();
+}
+
+void Delivery::arm_escalation() {
+  if (next_escalation_ >= req_.escalate.size()) return;
+  const auto due = queued_at_ + std::chrono::seconds(req_.escalate[next_escalation_].first);
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(due - routing_.now());
+  std::weak_ptr<Delivery> weak = weak_from_this();
+  escalate_timer_ = std::make_unique<Timer>(engine_.loop().base(), [weak] {
+    if (auto self = weak.lock()) self->escalate();
+  });
+  escalate_timer_->arm(static_cast<uint32_t>(std::max<int64_t>(0, left.count())));
+}
+
+// The call has waited long enough for the next step: it moves up (keeping its enqueue time,
+// so it goes behind calls of that priority that waited longer).
+void Delivery::escalate() {
+  if (next_escalation_ >= req_.escalate.size()) return;
+  const auto [after_s, priority] = req_.escalate[next_escalation_++];
+  if (!routing_.queue().find(call_->id())) return;  // delivered or gone meanwhile
+  if (priority < req_.priority) {
+    auto pos = routing_.queue().set_priority(call_->id(), priority);
+    if (pos) {
+      req_.priority = priority;
+      emit(EventType::call_queued, "priority raised to " + std::to_string(priority) + " after " +
+                                       std::to_string(after_s) + " s, position " +
+                                       std::to_string(*pos));
+      routing_.pump_soon();
+    }
+  }
+  arm_escalation();
 }
 
 bool Delivery::accepts(routing::TargetIndex target) const {
@@ -696,6 +729,7 @@ void Delivery::finish(std::string outcome, std::string error) {
   if (phase_ == Phase::done) return;
   ring_guard_.reset();
   announce_timer_.reset();
+  escalate_timer_.reset();
   leave_queue();   // releases a pending offer's slot
   if (attempt_) {  // reserved, not delivered (an error while answering the caller)
     (void)routing_.pool().release(attempt_->slot);
@@ -732,6 +766,7 @@ void Delivery::cancel(const std::string &why) {
   done_ = nullptr;
   ring_guard_.reset();
   announce_timer_.reset();
+  escalate_timer_.reset();
   if (leg_) engine_.sip().hangup(leg_, why);
   close_leg();
   leave_queue();  // releases a pending offer's slot

@@ -89,7 +89,9 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
   bool start_relay(const std::string &sdp);
   void close_leg();
   void enqueue();
-  void back_to_queue();  // an offer's dial failed: wait on with hold audio
+  void back_to_queue();
+  void arm_escalation();
+  void escalate();  // an offer's dial failed: wait on with hold audio
   void leave_queue();
   void finish(std::string outcome, std::string error = {});
   void emit(EventType type, std::string detail, int sip_code = 0);
@@ -135,6 +137,8 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
   Audio audio_ = Audio::none;
   std::string audio_name_;  // the prompt name of the audio playing, to recognise its end
   std::unique_ptr<Timer> announce_timer_;
+  std::unique_ptr<Timer> escalate_timer_;
+  size_t next_escalation_ = 0;
   std::unique_ptr<Timer> ring_guard_;  // a leg that never reports back
 };
 

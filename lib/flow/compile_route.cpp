@@ -88,7 +88,8 @@ Route Compiler::compile_route(size_t g, const Value &v, const std::string &ptr, 
 }
 
 void Compiler::compile_queue(const Value &q, const std::string &ptr, Route &r) {
-  check_fields(q, ptr, {"priority", "max_wait_s", "hold", "announce"});
+  check_fields(q, ptr, {"priority", "max_wait_s", "hold", "announce", "escalate"});
+  compile_escalate(q, ptr, r);
   if (const Value *p = q.find("priority")) {
     std::string pptr = ptr + "/priority";
     if (p->is(Kind::number)) {
@@ -151,6 +152,40 @@ void Compiler::compile_queue(const Value &q, const std::string &ptr, Route &r) {
     say_options(*a, aptr, p);
     r.announce_voice = p.voice;
     r.announce_rate_wpm = p.rate_wpm;
+  }
+}
+
+// "escalate": [{"after_s": 60, "priority": 200}, ...]: literal steps, checked here.
+void Compiler::compile_escalate(const Value &q, const std::string &ptr, Route &r) {
+  const Value *e = q.find("escalate");
+  if (!e) return;
+  const std::string eptr = ptr + "/escalate";
+  if (!e->is(Kind::array)) {
+    problem(*e, eptr, "escalate is a list: [{\"after_s\": 60, \"priority\": 200}]");
+    return;
+  }
+  for (size_t i = 0; i < e->items.size(); ++i) {
+    const Value &step = e->items[i];
+    const std::string sptr = eptr + "/" + std::to_string(i);
+    if (!step.is(Kind::object)) {
+      problem(step, sptr, "an escalation step is {\"after_s\": 60, \"priority\": 200}");
+      continue;
+    }
+    check_fields(step, sptr, {"after_s", "priority"});
+    if (!step.find("after_s") || !step.find("priority")) {
+      problem(step, sptr, "an escalation step needs after_s and priority");
+      continue;
+    }
+    auto after = static_cast<uint32_t>(int_field(step, sptr, "after_s", 1, 86400, 60));
+    auto prio = static_cast<uint32_t>(int_field(step, sptr, "priority", 0, 999, 500));
+    if (!r.escalate.empty() &&
+        (after <= r.escalate.back().first || prio >= r.escalate.back().second)) {
+      problem(step, sptr,
+              "escalation steps come later (after_s grows) and raise the priority (the number "
+              "falls)");
+      continue;
+    }
+    r.escalate.emplace_back(after, prio);
   }
 }
 

@@ -158,6 +158,7 @@ class Compiler {
   // ---- the route, enqueue and transfer verbs (compile_route.cpp) ----
   Route compile_route(size_t g, const Value &v, const std::string &ptr, bool enqueue);
   void compile_queue(const Value &q, const std::string &ptr, Route &r);
+  void compile_escalate(const Value &q, const std::string &ptr, Route &r);
   Transfer compile_transfer(size_t g, const Value &v, const std::string &ptr);
 
   // Every node must be reachable from its graph's start; every subflow must be called.

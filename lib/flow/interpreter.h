@@ -86,6 +86,8 @@ struct RouteStart {
   std::string announce_text, announce_voice = "en";
   unsigned announce_rate_wpm = 160;
   uint32_t announce_every_s = 0;
+  // queue: (after_s, priority) steps that raise the priority while the call waits.
+  std::vector<std::pair<uint32_t, uint32_t>> escalate;
   const RouteVariables *variables = nullptr;  // valid until the step completes or is cancelled
 };
 

@@ -190,6 +190,9 @@ struct Route {
   std::string announce_text, announce_voice = "en";
   unsigned announce_rate_wpm = 160;
   uint32_t announce_every_s = 0;
+  // Raises the call's queue priority while it waits: after after_s seconds, priority becomes
+  // `priority` (a lower number); ascending after_s, descending priority.
+  std::vector<std::pair<uint32_t, uint32_t>> escalate;  // (after_s, priority)
   NodeIndex on_failed = kNoNode, on_timeout = kNoNode;
 };
 

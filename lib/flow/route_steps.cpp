@@ -142,6 +142,7 @@ void Session::Impl::exec(const Node &n, const Route &r) {
     rs.priority = *p;
   }
   rs.max_wait_s = r.max_wait_s;
+  rs.escalate = r.escalate;
   if (!r.hold_file.parts.empty()) {
     auto file = render(r.hold_file);
     if (!file.ok()) return refuse("queue/hold/file: " + file.error().message);

@@ -296,3 +296,45 @@ def test_a_dialing_system_that_vanishes_mid_call_hands_the_caller_back(ctx, tmp_
     lost = [rest for _, call, k, rest in route_lines(ivrd) if k == "route attempt"]
     assert lost and "media lost after delivery: no RTP for" in lost[0], lost
     assert ivrd.stop(signal.SIGTERM) == 0
+
+
+def test_a_waiting_call_escalates_ahead_of_a_later_higher_priority_one(ctx, tmp_path):
+    """queue.escalate: a normal caller (500) who has waited 3 s moves to 200, ahead of a VIP
+    (300) who came later; the VIP escalates too but keeps its later enqueue time."""
+    _require_ivrd()
+    flow = {"flow": "esc", "version": "1", "start": "hello", "nodes": {
+        "hello": {"verb": "answer", "next": "wait"},
+        "wait": {"verb": "enqueue", "plan": "agents",
+                 "headers": {"X-Department": "esc", "X-Caller": "{{call.from}}"},
+                 "queue": {"priority": "{{call.headers.x_priority == 'vip' ? 300 : 500}}",
+                           "escalate": [{"after_s": 3, "priority": 200}]},
+                 "next": "bye"},
+        "bye": {"verb": "hangup", "reason": "done"}}}
+    flow_path = tmp_path / "esc.json"
+    flow_path.write_text(json.dumps(flow))
+    pa = harness.free_port()
+    desk = dialer(ctx, pa, "uas_dialer_answer.xml", calls=3, hold_ms=8000)
+    routing = {"targets": {"desk": target(pa, 0)},
+               "plans": {"agents": {"entries": [{"targets": ["desk"]}]}}}
+    c = config(routing, flow_path)
+    c["entry_points"] = {"*": "esc"}
+    ivrd = harness.Ivrd(c, tmp_path)
+    ctx.ivrs.append(ivrd)
+    ivrd.start()
+    first = caller(ctx, ivrd)
+    time.sleep(1)
+    normal = caller(ctx, ivrd, "normal")
+    time.sleep(1)
+    vip = caller(ctx, ivrd, "vip")
+    for s in (first, normal, vip):
+        finish_ok(ctx, s)
+    finish_ok(ctx, desk, calls=3)
+    lines = route_lines(ivrd)
+    delivered = [call for _, call, k, _ in lines if k == "delivered"]
+    assert delivered == [call_id(first), call_id(normal), call_id(vip)], lines
+    queued = [(call, rest) for _, call, k, rest in lines if k == "queued"]
+    assert (call_id(normal), "plan agents position 1 priority 500") in queued, queued
+    assert (call_id(vip), "plan agents position 1 priority 300") in queued, queued
+    assert (call_id(normal), "plan agents position 1 priority 200") in queued, queued
+    assert (call_id(vip), "plan agents position 2 priority 200") in queued, queued
+    assert ivrd.stop(signal.SIGTERM) == 0

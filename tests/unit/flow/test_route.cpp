@@ -157,6 +157,38 @@ TEST_CASE("route: validation names every bad field by its path") {
   CHECK(is_builtin_verb("transfer"));
 }
 
+TEST_CASE("route: queue escalation steps are checked and carried to the port") {
+  std::string t = flowtest::problems_text(R"J({"flow": "f", "start": "a", "nodes": {
+    "a": {"verb": "enqueue", "plan": "p", "queue": {"escalate": {"after_s": 5}}, "next": "b"},
+    "b": {"verb": "enqueue", "plan": "p", "next": "c",
+          "queue": {"escalate": [{"after_s": 60, "priority": 200}, {"after_s": 30, "priority": 100},
+                                 {"after_s": 90, "priority": 300}, {"after_s": 0, "priority": 1},
+                                 {"priority": 5}, 7, {"after_s": 99, "priority": 1, "x": 1}]}},
+    "c": {"verb": "hangup"}}})J");
+  for (const char *want : {
+           "/nodes/a/queue/escalate: escalate is a list",
+           "/nodes/b/queue/escalate/1: escalation steps come later (after_s grows) and raise",
+           "/nodes/b/queue/escalate/2: escalation steps come later",
+           "/nodes/b/queue/escalate/3/after_s: must be an integer from 1 to 86400",
+           "/nodes/b/queue/escalate/4: an escalation step needs after_s and priority",
+           "/nodes/b/queue/escalate/5: an escalation step is",
+           "/nodes/b/queue/escalate/6/x: unknown field \"x\""})
+    CHECK_MESSAGE(t.find(want) != std::string::npos, want, "\n", t);
+
+  SimulationOptions o;
+  o.route["w"] = {route_end("ended", "vici")};
+  auto r = run(R"J({"flow": "f", "start": "w", "nodes": {
+    "w": {"verb": "enqueue", "plan": "p", "next": "bye",
+          "queue": {"escalate": [{"after_s": 30, "priority": 300}, {"after_s": 90, "priority": 50}]}},
+    "bye": {"verb": "hangup"}}})J",
+               o);
+  REQUIRE(r.routes.size() == 1);
+  const auto &esc = r.routes[0].second.escalate;
+  REQUIRE(esc.size() == 2);
+  CHECK(esc[0] == std::pair<uint32_t, uint32_t>{30, 300});
+  CHECK(esc[1] == std::pair<uint32_t, uint32_t>{90, 50});
+}
+
 TEST_CASE("route: the hold file must exist when a prompt directory is given") {
   auto dir = std::filesystem::temp_directory_path() / "ivr_test_route_prompts";
   std::filesystem::create_directories(dir);
