@@ -170,6 +170,33 @@ def test_failover_on_503_and_no_answer(ctx, tmp_path):
     assert ivrd.stop(signal.SIGTERM) == 0
 
 
+def test_a_dialing_system_answering_with_unusable_sdp_is_hung_up_and_skipped(ctx, tmp_path):
+    """Bad input from a dialing system: a 200 OK whose SDP has no usable audio. The engine
+    acks it, hangs up that leg (BYE), reports the attempt and fails over."""
+    _require_ivrd()
+    pa, pb = harness.free_port(), harness.free_port()
+    broken = dialer(ctx, pa, "uas_dialer_bad_sdp.xml")
+    taker = dialer(ctx, pb, "uas_dialer_answer.xml", hold_ms=1000)
+    routing = {"targets": {"broken": target(pa, 0), "good": target(pb, 1)},
+               "plans": {"agents": {"entries": [{"strategy": "failover",
+                                                 "targets": ["broken", "good"]}]}}}
+    ivrd = harness.Ivrd(config(routing), tmp_path)
+    ctx.ivrs.append(ivrd)
+    ivrd.start()
+    c = caller(ctx, ivrd)
+    finish_ok(ctx, c)
+    line = ivrd.wait_line(call_id(c), timeout=20)
+    assert line and line.path == AGENT_PATH, (line, ivrd.stderr_text())
+    r = finish_ok(ctx, broken)
+    assert "dialer got bye" in r.logs, r.logs
+    finish_ok(ctx, taker)
+    lines = [(k, rest) for _, call, k, rest in route_lines(ivrd) if call == call_id(c)]
+    assert [k for k, _ in lines] == ["route decided", "route attempt", "delivered"], lines
+    assert "target broken failed: rejected (488 answer without usable SDP)" in lines[1][1], lines
+    assert "SDP answer refused" in ivrd.stderr_text()
+    assert ivrd.stop(signal.SIGTERM) == 0
+
+
 def test_callers_wait_in_priority_order_when_every_target_is_full(ctx, tmp_path,
                                                                    monkeypatch):
     _require_ivrd()
