@@ -651,6 +651,8 @@ void Delivery::announce() {
   std::string text = replace_all(req_.announce_text, "{position}", std::to_string(*pos));
   text = replace_all(std::move(text), "{wait_minutes}", minutes);
   text = replace_all(std::move(text), "{wait_seconds}", seconds);
+  IVR_LOG(engine_.logger(), debug, "routing", "call %s: queue announcement: %s",
+          call_->facts().call_id.c_str(), text.c_str());
   audio_ = Audio::announce;
   audio_name_ = media::TtsService::prompt_name(text);
   if (auto s = call_->say(text, SayOptions{req_.announce_voice, req_.announce_rate_wpm}); !s) {

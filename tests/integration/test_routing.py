@@ -334,7 +334,10 @@ def test_a_waiting_call_escalates_ahead_of_a_later_higher_priority_one(ctx, tmp_
         "wait": {"verb": "enqueue", "plan": "agents",
                  "headers": {"X-Department": "esc", "X-Caller": "{{call.from}}"},
                  "queue": {"priority": "{{call.headers.x_priority == 'vip' ? 300 : 500}}",
-                           "escalate": [{"after_s": 3, "priority": 200}]},
+                           "escalate": [{"after_s": 3, "priority": 200}],
+                           "announce": {"say": "You are caller number {position}. "
+                                               "Your wait is about {wait_minutes} minutes.",
+                                        "every_s": 5}},
                  "next": "bye"},
         "bye": {"verb": "hangup", "reason": "done"}}}
     flow_path = tmp_path / "esc.json"
@@ -364,4 +367,10 @@ def test_a_waiting_call_escalates_ahead_of_a_later_higher_priority_one(ctx, tmp_
     assert (call_id(vip), "plan agents position 1 priority 300") in queued, queued
     assert (call_id(normal), "plan agents position 1 priority 200") in queued, queued
     assert (call_id(vip), "plan agents position 2 priority 200") in queued, queued
+    # The VIP waited about 14 s: announcements every 5 s with its position (the estimate
+    # exists once a call has left the queue).
+    said = [l for l in ivrd.stderr_lines
+            if "call %s: queue announcement: You are caller number" % call_id(vip) in l]
+    assert len(said) >= 2, ivrd.stderr_text()
+    assert any("number 2." in l for l in said) and any("number 1." in l for l in said), said
     assert ivrd.stop(signal.SIGTERM) == 0
