@@ -1,7 +1,9 @@
-// Delivery: one route (or enqueue) step of one call. It decides with the routing plan, dials
-// the candidates in order over an outbound SIP leg (the B2BUA: ringback or early media to
-// the caller, media relayed once answered), fails over on refusal or no answer, and waits in
-// the priority queue when no target can take the call. docs/routing.md, "In the engine".
+// Delivery: one route (or enqueue) step of one call (delivery.cpp: deciding, dialling, the
+// bridge and hand-overs; delivery_queue.cpp: the queue and the caller's audio meanwhile). It
+// decides with the routing plan, dials the candidates in order over an outbound SIP leg (the B2BUA:
+// ringback or early media to the caller, media relayed once answered), fails over on refusal or no
+// answer, and waits in the priority queue when no target can take the call. docs/routing.md, "In
+// the engine".
 //
 // Threading: engine loop only. Owned by the call's flow port (core/flow_runner.cpp); the
 // routing service holds weak references for leg events and queue offers.
@@ -101,6 +103,7 @@ class Delivery : public std::enable_shared_from_this<Delivery> {
   void play(Audio audio);
   void announce();
   std::optional<routing::TargetIndex> target_index(const std::string &name) const;
+  static uint32_t elapsed_ms(routing::Instant since, routing::Instant now);
 
   Engine &engine_;
   RoutingService &routing_;
