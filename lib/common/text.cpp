@@ -1,5 +1,7 @@
 #include "common/text.h"
 
+#include <cstdio>
+
 namespace ivr::text {
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -65,6 +67,23 @@ std::string json_quote(std::string_view s) {
   std::string out;
   out.reserve(s.size() + 2);
   append_json_quoted(out, s);
+  return out;
+}
+
+std::string quote_untrusted(std::string_view s, size_t max, char quote) {
+  std::string out(1, quote);
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c >= 0x7f || c == static_cast<unsigned char>(quote) || c == '\\') {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (s.size() > max) out += "...";
+  out += quote;
   return out;
 }
 

@@ -21,4 +21,9 @@ std::string_view trim(std::string_view s);
 std::string json_quote(std::string_view s);
 void append_json_quoted(std::string &out, std::string_view s);
 
+// Untrusted text (a peer's SDP line, a DTMF signal, a sipfrag) for an error message: at most
+// `max` bytes then "...", control bytes, DEL, the quote and backslash as \xNN, between
+// `quote` characters.
+std::string quote_untrusted(std::string_view s, size_t max, char quote = '"');
+
 }  // namespace ivr::text

@@ -27,23 +27,7 @@ std::string_view trim(std::string_view s) {
   return s;
 }
 
-// Bounded and escaped, for error messages about untrusted bodies.
-std::string quoted(std::string_view s) {
-  constexpr size_t kMax = 24;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMax; ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > kMax) out += "...";
-  return out + "'";
-}
+std::string quoted(std::string_view s) { return text::quote_untrusted(s, 24, '\''); }
 
 // A digit as a character (0-9 * # A-D, a-d) or as its RFC 4733 event code 0-15; gateways
 // send "10" and "11" for * and #.

@@ -41,23 +41,7 @@ struct Line {
   std::string_view text;
 };
 
-// Quotes untrusted text for an error message: bounded, control bytes escaped.
-std::string quoted(std::string_view s, size_t max = 48) {
-  std::string out = "\"";
-  for (size_t i = 0; i < s.size() && i < max; ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > max) out += "...";
-  out += '"';
-  return out;
-}
+std::string quoted(std::string_view s) { return text::quote_untrusted(s, 48); }
 
 // Sofia's messages quote input bytes verbatim; keep ours printable.
 std::string sanitized(const char *msg) {

@@ -7,23 +7,7 @@
 namespace ivr::sip {
 namespace {
 
-// Bounded and escaped, for error messages about untrusted bodies.
-std::string quoted(std::string_view s) {
-  constexpr size_t kMax = 40;
-  std::string out = "'";
-  for (size_t i = 0; i < s.size() && i < kMax; ++i) {
-    auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c >= 0x7f || c == '\'' || c == '\\') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > kMax) out += "...";
-  return out + "'";
-}
+std::string quoted(std::string_view s) { return text::quote_untrusted(s, 40, '\''); }
 
 }  // namespace
 
