@@ -122,10 +122,12 @@ int main(void) {
            "           \"probe\": {\"enabled\": false}},"
            "\"good\": {\"uris\": [\"sip:agents@127.0.0.1:%u\"], \"capacity\": 2, \"priority\": 1,"
            "           \"probe\": {\"enabled\": false},"
-           "           \"headers\": {\"X-Caller\": \"{{call.from}}\"}}},"
+           "           \"headers\": {\"X-Caller\": \"{{call.from}}\"}},"
+           "\"dead\": {\"uris\": [\"sip:agents@127.0.0.1:%u\"], \"capacity\": 1,"
+           "           \"probe\": {\"interval_s\": 1, \"down_after\": 2}}},"
            " \"plans\": {\"p\": {\"entries\": [{\"strategy\": \"failover\","
            "                                   \"targets\": [\"busy\", \"good\"]}]}}}",
-           (unsigned)busy_port, (unsigned)good_port);
+           (unsigned)busy_port, (unsigned)good_port, (unsigned)free_udp_port());
   CHECK(ivr_engine_set_routing(engine, routing) == IVR_OK);
   snprintf(flow, sizeof flow, "%s",
            "{\"flow\": \"r\", \"version\": \"1\", \"start\": \"hello\", \"nodes\": {\n"
@@ -172,6 +174,18 @@ int main(void) {
   qs.version = IVR_QUEUE_STATS_VERSION;
   CHECK(ivr_engine_queue_stats(engine, &qs) == IVR_OK);
   CHECK(qs.waiting == 0 && qs.enqueued == 0 && qs.service_interval_ms == -1);
+
+  /* "dead" answers no OPTIONS: its probe marks it down (two failures, one a second). */
+  {
+    int i;
+    for (i = 0; i < 100; ++i) {
+      struct timespec pause = {0, 100 * 1000 * 1000};
+      CHECK(ivr_engine_target_state(engine, "dead", &ts) == IVR_OK);
+      if (ts.health == IVR_TARGET_DOWN) break;
+      nanosleep(&pause, NULL);
+    }
+    CHECK(ts.health == IVR_TARGET_DOWN);
+  }
 
   /* A routed call: "busy" refuses with 486, "good" answers and hangs up 0.5 s later. */
   busy = dialer("uas_dialer_busy.xml", busy_port);

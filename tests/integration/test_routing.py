@@ -374,3 +374,32 @@ def test_a_waiting_call_escalates_ahead_of_a_later_higher_priority_one(ctx, tmp_
     assert len(said) >= 2, ivrd.stderr_text()
     assert any("number 2." in l for l in said) and any("number 1." in l for l in said), said
     assert ivrd.stop(signal.SIGTERM) == 0
+
+
+def test_a_caller_who_hangs_up_while_waiting_leaves_the_queue(ctx, tmp_path):
+    """The only target is busy; a second caller waits, then hangs up: it leaves the queue
+    (never dialled), and a third caller who comes later gets the slot when it frees."""
+    _require_ivrd()
+    pa = harness.free_port()
+    desk = dialer(ctx, pa, "uas_dialer_answer.xml", calls=2, hold_ms=12000)
+    routing = {"targets": {"desk": target(pa, 0)},
+               "plans": {"agents": {"entries": [{"targets": ["desk"]}]}}}
+    ivrd = harness.Ivrd(config(routing), tmp_path)
+    ctx.ivrs.append(ivrd)
+    ivrd.start()
+    first = caller(ctx, ivrd)
+    time.sleep(1)
+    quitter = ctx.sipp_bg("uac_route_hangup.xml", ivrd.port, keys={"key": "3", "prio": "normal"},
+                          timeout_s=60)
+    finish_ok(ctx, quitter)  # queued about 2 s, then hung up
+    last = caller(ctx, ivrd)
+    for s in (first, last):
+        finish_ok(ctx, s)
+    finish_ok(ctx, desk, calls=2)
+    lines = route_lines(ivrd)
+    assert any(call == call_id(quitter) and k == "queued" for _, call, k, _ in lines), lines
+    delivered = [call for _, call, k, _ in lines if k == "delivered"]
+    assert delivered == [call_id(first), call_id(last)], lines
+    line = ivrd.wait_line(call_id(quitter), timeout=10)
+    assert line and line.end == "caller_hangup" and line.path.endswith("to_agent"), line
+    assert ivrd.stop(signal.SIGTERM) == 0
