@@ -98,7 +98,8 @@ class Call : public std::enable_shared_from_this<Call> {
     refer_handler_ = std::move(handler);
   }
   void on_refer(const sip::SipEvent &event) {
-    if (refer_handler_) refer_handler_(event);
+    // A copy: the handler may replace or clear itself while it runs.
+    if (auto handler = refer_handler_) handler(event);
   }
   Status play(const std::string &prompt);
   // Speaks text like play() plays a file: replaces the current prompt, obeys barge-in and
