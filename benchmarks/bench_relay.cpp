@@ -65,6 +65,18 @@ Options parse(int argc, char **argv) {
       if (i + 1 >= argc) die(a + " needs a value");
       return argv[++i];
     };
+    if (a == "--help" || a == "-h") {
+      std::printf(
+          "usage: bench-relay [--pairs N] [--seconds S] [--warmup S] [--threads T] [--both-ways]\n"
+          "                   [--transcode] [--port-min P]\n"
+          "  --pairs N     bridged session pairs (default 500; 2 legs each)\n"
+          "  --seconds S   measured window (default 10), after --warmup S (default 2)\n"
+          "  --threads T   media threads (default 1)\n"
+          "  --both-ways   the dialing-system side sends too (default: caller -> far only)\n"
+          "  --transcode   the far leg negotiates PCMA (PCMU <-> PCMA on every packet)\n"
+          "  --port-min P  first RTP port of the engine's range (default 30000)\n");
+      std::exit(0);
+    }
     if (a == "--pairs") {
       o.pairs = static_cast<unsigned>(std::atoi(value()));
     } else if (a == "--seconds") {

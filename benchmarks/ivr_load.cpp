@@ -14,6 +14,13 @@
 //
 // At the end it reads the server's stdout (`--server-log`, lines
 // `call <Call-ID> digits <digits> source <source>`) and checks every call's digits by Call-ID.
+//
+// `--answer` turns it into the far end of a bridged call (a stand-in dialing system): it
+// answers up to --calls INVITEs with SDP (PCMU + the offer's telephone-event), sends its own
+// BYE --hold seconds after its 200 OK, and per call either echoes the RTP it gets (`--media
+// echo`, the default: one shared UDP socket, recvmmsg/sendmmsg batches, each packet re-stamped
+// with the call's own SSRC and sequence) or sends its own paced PCMU frames from a socket per
+// call (`--media paced`). Either way it counts the RTP each call receives.
 // Machine-readable output on stdout: `EVENT ...` progress lines and one `REPORT {json}` line.
 
 #define SU_ROOT_MAGIC_T struct App
@@ -109,6 +116,9 @@ struct Options {
   std::string calls_csv;    // per-call CSV
   uint64_t seed = 1;
   bool verbose = false;
+  bool no_digits = false;      // UAC: send audio only (the call is ended by the far side)
+  bool answer = false;         // UAS: the far end of a bridge
+  std::string media = "echo";  // --answer: echo (shared socket) or paced (socket per call)
 };
 
 void usage(FILE *out) {
@@ -117,7 +127,12 @@ void usage(FILE *out) {
                "                [--hold S] [--digit-ms MS] [--gap-ms MIN-MAX] [--bye-after S]\n"
                "                [--max-run S] [--rtp-ports MIN-MAX] [--tick-ms MS]\n"
                "                [--codec pcmu|pcma] [--server-log FILE] [--report FILE]\n"
-               "                [--calls-csv FILE] [--seed N] [--verbose]\n");
+               "                [--calls-csv FILE] [--seed N] [--no-digits] [--verbose]\n"
+               "       ivr-load --answer --local HOST:PORT [--calls N] [--hold S]\n"
+               "                [--media echo|paced] [--rtp-ports MIN-MAX] [--max-run S]\n"
+               "                [--report FILE] [--calls-csv FILE]\n"
+               "  --answer: answer up to N INVITEs (PCMU), hang up S s after the 200 OK; echo\n"
+               "  the RTP back from one shared socket (echo) or send paced frames per call.\n");
 }
 
 bool split_host_port(const std::string &s, std::string &host, unsigned &port) {
@@ -143,8 +158,8 @@ Options parse_options(int argc, char **argv) {
       usage(stdout);
       std::exit(0);
     }
-    if (a == "--verbose") {
-      o.verbose = true;
+    if (a == "--verbose" || a == "--no-digits" || a == "--answer") {
+      (a == "--verbose" ? o.verbose : a == "--answer" ? o.answer : o.no_digits) = true;
       continue;
     }
     if (i + 1 >= argc) {
@@ -183,6 +198,8 @@ Options parse_options(int argc, char **argv) {
       o.report_path = v;
     } else if (a == "--calls-csv") {
       o.calls_csv = v;
+    } else if (a == "--media") {
+      o.media = v;
     } else if (a == "--seed") {
       o.seed = std::strtoull(v, nullptr, 10);
     } else {
@@ -194,6 +211,7 @@ Options parse_options(int argc, char **argv) {
   if (o.digit_ms < 20 || o.digit_ms % 20) die("--digit-ms must be a positive multiple of 20");
   if (o.tick_ms == 0 || o.tick_ms > 20) die("--tick-ms must be 1..20");
   if (o.codec != "pcmu" && o.codec != "pcma") die("--codec: pcmu or pcma");
+  if (o.media != "echo" && o.media != "paced") die("--media: echo or paced");
   return o;
 }
 
@@ -264,6 +282,7 @@ struct Call {
   uint64_t rx_expected_seq = 0;  // summed over SSRC changes
   uint16_t rx_last_seq = 0;
   int64_t rx_first_ns = 0, rx_last_ns = 0, rx_max_gap_ns = 0, rx_max_gap_at_ns = 0;
+  int64_t max_transit_ns = 0;
   double jitter = 0;  // RFC 3550, in timestamp units
   bool jitter_have = false;
   int64_t jitter_prev_transit = 0;
@@ -281,6 +300,7 @@ struct MediaStats {
   uint64_t loops = 0, late_5ms = 0, late_10ms = 0, skipped_frames = 0, send_errors = 0;
   int64_t max_late_ns = 0, max_loop_ns = 0, max_wake_ns = 0;
   uint64_t late_2ms = 0;
+  uint64_t stalls = 0;  // waits or loop turns over 50 ms
 };
 
 struct App {
@@ -320,7 +340,22 @@ struct App {
   std::atomic<bool> media_stop{false};
   MediaStats mstats;
   std::thread media_thread;
+
+  // --answer --media echo: one socket for every call; calls found by the packet's source
+  // (the address the offer named), owned by the media thread.
+  int echo_fd = -1;
+  unsigned echo_port = 0;
+  std::unordered_map<uint64_t, Call *> by_source;
+  uint64_t echo_rx = 0, echo_tx = 0, echo_unknown = 0, echo_send_errors = 0, echo_batches = 0;
+  unsigned accepted = 0, refused = 0;  // SIP thread
 };
+
+// The epoll tag of the shared echo socket (call sockets carry their Call *, the timer null).
+Call *const kEchoTag = reinterpret_cast<Call *>(uintptr_t(1));
+
+uint64_t source_key(const sockaddr_in &a) {
+  return uint64_t(ntohl(a.sin_addr.s_addr)) << 16 | ntohs(a.sin_port);
+}
 
 std::atomic<int> g_signal{0};
 
@@ -390,12 +425,62 @@ int dtmf_event_code(char c) {
   return -1;
 }
 
+// Transit time of our own audio through the system under test: every audio frame we send
+// (and every frame the echo returns) carries a marker and CLOCK_MONOTONIC at the send in its
+// first 12 payload bytes; a bridge relays PCMU to PCMU untouched, so the receiving side (on
+// the same host) reads how long the packet took, relay and both kernels' queues included.
+constexpr uint8_t kStampMagic[4] = {'I', 'V', 'R', 'L'};
+constexpr int64_t kTransitBucketNs = 100000;  // 0.1 ms buckets up to 200 ms
+constexpr size_t kTransitBuckets = 2000;
+
+struct TransitHist {
+  std::vector<uint64_t> buckets = std::vector<uint64_t>(kTransitBuckets + 1);
+  uint64_t count = 0;
+  int64_t max_ns = 0;
+};
+TransitHist g_transit;  // media thread only
+
+void stamp_payload(uint8_t *payload, int64_t t) {
+  std::memcpy(payload, kStampMagic, 4);
+  for (int i = 0; i < 8; i++) payload[4 + i] = uint8_t(uint64_t(t) >> (56 - 8 * i));
+}
+
+// The transit of a stamped payload, or -1.
+int64_t payload_transit(const uint8_t *payload, size_t len, int64_t now) {
+  if (len < 12 || std::memcmp(payload, kStampMagic, 4) != 0) return -1;
+  uint64_t t = 0;
+  for (int i = 0; i < 8; i++) t = t << 8 | payload[4 + i];
+  int64_t d = now - int64_t(t);
+  return d >= 0 && d < 60000 * kMs ? d : -1;
+}
+
+double transit_percentile_ms(double p) {
+  if (!g_transit.count) return -1;
+  auto want = uint64_t(std::ceil(p / 100.0 * double(g_transit.count)));
+  uint64_t seen = 0;
+  for (size_t i = 0; i <= kTransitBuckets; i++) {
+    seen += g_transit.buckets[i];
+    if (seen >= want)
+      return i == kTransitBuckets ? double(g_transit.max_ns) / 1e6
+                                  : double(int64_t(i + 1) * kTransitBucketNs) / 1e6;
+  }
+  return double(g_transit.max_ns) / 1e6;
+}
+
+uint64_t transit_over_ms(int64_t ms) {
+  uint64_t n = 0;
+  for (size_t i = size_t(ms * kMs / kTransitBucketNs); i <= kTransitBuckets; i++)
+    n += g_transit.buckets[i];
+  return n;
+}
+
 // Sends one 20 ms slot of call c scheduled at slot_ns: audio, or a telephone-event packet.
 void send_slot(App &app, Call &c, int64_t slot_ns) {
   uint8_t pkt[12 + kFrameSamples];
   size_t len;
   const Options &o = app.opt;
-  if (c.dtmf == Call::Dtmf::waiting && slot_ns >= c.digits_at_ns && c.te_pt >= 0) {
+  if (c.dtmf == Call::Dtmf::waiting && slot_ns >= c.digits_at_ns && c.te_pt >= 0 && !o.no_digits &&
+      !o.answer) {
     c.dtmf = Call::Dtmf::event;
     c.ev_packets = c.ev_ends = 0;
     c.ev_ts = c.ts;
@@ -432,6 +517,7 @@ void send_slot(App &app, Call &c, int64_t slot_ns) {
   } else {
     rtp_header(pkt, false, c.audio_pt, c.seq++, c.ts, c.ssrc);
     std::memcpy(pkt + 12, app.audio_frame, kFrameSamples);
+    stamp_payload(pkt + 12, now_ns());
     len = 12 + kFrameSamples;
   }
   c.ts += kFrameSamples;
@@ -443,15 +529,24 @@ void send_slot(App &app, Call &c, int64_t slot_ns) {
   }
 }
 
-void media_tick(App &app) {
+void media_commands(App &app, int64_t now) {
   std::vector<MediaCmd> cmds;
   {
     std::lock_guard<std::mutex> lock(app.mu);
     cmds.swap(app.pending);
   }
-  int64_t now = now_ns();
   for (auto &cmd : cmds) {
     Call &c = *cmd.call;
+    if (app.echo_fd >= 0) {  // echo: no socket or pacing of its own, only the source map
+      if (cmd.kind == MediaCmd::start && !c.media_closed) {
+        app.by_source[source_key(c.remote)] = &c;
+      } else if (cmd.kind == MediaCmd::stop && !c.media_closed) {
+        c.media_closed = true;
+        auto it = app.by_source.find(source_key(c.remote));
+        if (it != app.by_source.end() && it->second == &c) app.by_source.erase(it);
+      }
+      continue;
+    }
     if (cmd.kind == MediaCmd::start && !c.media_closed && !c.media_active) {
       c.media_active = true;
       c.next_send_ns = now;
@@ -465,6 +560,11 @@ void media_tick(App &app) {
       c.fd = -1;
     }
   }
+}
+
+void media_tick(App &app) {
+  int64_t now = now_ns();
+  media_commands(app, now);
   app.mstats.loops++;
   auto &q = app.send_queue;
   while (!q.empty() && q.top().at <= now) {
@@ -506,6 +606,13 @@ void handle_packet(Call &c, const uint8_t *buf, ssize_t n, int64_t now) {
       uint32_t(buf[8]) << 24 | uint32_t(buf[9]) << 16 | uint32_t(buf[10]) << 8 | buf[11];
   if (pt == c.audio_pt) {
     c.rx_audio++;
+    int64_t d = payload_transit(buf + 12, size_t(n - 12), now);
+    if (d >= 0) {
+      g_transit.count++;
+      g_transit.buckets[std::min(size_t(d / kTransitBucketNs), kTransitBuckets)]++;
+      g_transit.max_ns = std::max(g_transit.max_ns, d);
+      c.max_transit_ns = std::max(c.max_transit_ns, d);
+    }
   } else {
     c.rx_other++;
   }
@@ -560,7 +667,70 @@ void media_receive(Call &c, int64_t now) {
     msgs[i].msg_hdr.msg_iovlen = 1;
   }
   int n = recvmmsg(c.fd, msgs, kBatch, MSG_DONTWAIT, nullptr);
+  if (n > 0) now = now_ns();  // after the read: a transit is never negative
   for (int i = 0; i < n; i++) handle_packet(c, bufs[i], ssize_t(msgs[i].msg_len), now);
+}
+
+// Echo: drain the shared socket in batches; each packet goes back to its source with the
+// call's own SSRC and sequence number (a far end of its own, not a mirror of ivrd's leg).
+void echo_receive(App &app, int64_t now) {
+  constexpr int kBatch = 64;
+  static uint8_t bufs[kBatch][2048];
+  static sockaddr_in from[kBatch];
+  mmsghdr msgs[kBatch];
+  iovec iov[kBatch];
+  media_commands(app, now);  // a call's first packets may come before its start command
+  for (int round = 0; round < 16; round++) {  // bounded: sends are checked between rounds
+    for (int i = 0; i < kBatch; i++) {
+      iov[i] = {bufs[i], sizeof bufs[i]};
+      msgs[i] = mmsghdr{};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+      msgs[i].msg_hdr.msg_name = &from[i];
+      msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    }
+    int n = recvmmsg(app.echo_fd, msgs, kBatch, MSG_DONTWAIT, nullptr);
+    if (n <= 0) return;
+    now = now_ns();
+    app.echo_batches++;
+    app.echo_rx += uint64_t(n);
+    for (int i = 0; i < n; i++) {
+      uint8_t *p = bufs[i];
+      ssize_t len = ssize_t(msgs[i].msg_len);
+      auto it = app.by_source.find(source_key(from[i]));
+      if (it == app.by_source.end()) {
+        app.echo_unknown++;
+      } else {
+        Call &c = *it->second;
+        handle_packet(c, p, len, now);
+        if (len >= 12) {
+          p[2] = uint8_t(c.seq >> 8);
+          p[3] = uint8_t(c.seq);
+          p[8] = uint8_t(c.ssrc >> 24);
+          p[9] = uint8_t(c.ssrc >> 16);
+          p[10] = uint8_t(c.ssrc >> 8);
+          p[11] = uint8_t(c.ssrc);
+          c.seq++;
+          if (len >= 24 && payload_transit(p + 12, size_t(len - 12), now) >= 0)
+            stamp_payload(p + 12, now_ns());  // the return trip is timed from here
+        }
+        c.tx_packets++;
+      }
+      iov[i].iov_len = size_t(len);
+      msgs[i].msg_len = 0;
+    }
+    int sent = 0;
+    while (sent < n) {
+      int r = sendmmsg(app.echo_fd, msgs + sent, unsigned(n - sent), MSG_DONTWAIT);
+      if (r <= 0) {
+        app.echo_send_errors += uint64_t(n - sent);
+        break;
+      }
+      sent += r;
+    }
+    app.echo_tx += uint64_t(sent);
+    if (n < kBatch) return;
+  }
 }
 
 void media_main(App &app) {
@@ -575,11 +745,17 @@ void media_main(App &app) {
     int64_t now = now_ns();
     // A wait longer than two ticks means the thread did not get the CPU in time.
     app.mstats.max_wake_ns = std::max(app.mstats.max_wake_ns, now - before);
+    // The 2 ms timerfd wakes every wait: a long one means this thread lost its CPU. Logged
+    // (the first 100) so that RTP gaps can be told apart from the server's.
+    if (now - before > 50 * kMs && app.mstats.stalls++ < 100)
+      event_line(app, "stall media_wait_ms=%.1f", double(now - before) / 1e6);
     for (int i = 0; i < n; i++) {
       Call *c = static_cast<Call *>(evs[i].data.ptr);
       if (!c) {
         uint64_t expirations;
         [[maybe_unused]] ssize_t r = read(app.tfd, &expirations, sizeof expirations);
+      } else if (c == kEchoTag) {
+        echo_receive(app, now);
       } else if (c->fd >= 0) {
         media_receive(*c, now);
       }
@@ -587,10 +763,14 @@ void media_main(App &app) {
     // Sends are checked after every batch, not only when the timerfd is among the ready
     // events: with hundreds of readable sockets the tick can wait behind them.
     media_tick(app);
-    app.mstats.max_loop_ns = std::max(app.mstats.max_loop_ns, now_ns() - now);
+    int64_t loop_ns = now_ns() - now;
+    app.mstats.max_loop_ns = std::max(app.mstats.max_loop_ns, loop_ns);
+    if (loop_ns > 50 * kMs && app.mstats.stalls++ < 100)
+      event_line(app, "stall media_loop_ms=%.1f", double(loop_ns) / 1e6);
   }
   // Close whatever is left.
   media_tick(app);
+  if (app.echo_fd >= 0) close(app.echo_fd);
   for (auto &c : app.calls)
     if (c->fd >= 0) {
       close(c->fd);
@@ -647,24 +827,34 @@ bool parse_sdp(const std::string &sdp, int want_audio_pt, SdpAnswer &out) {
   return !out.ip.empty() && out.port != 0 && out.audio_pt >= 0;
 }
 
-std::string make_offer(const App &app, const Call &c) {
-  char buf[512];
+// Our SDP: the offer of a call we place, or (--answer) the answer to an offer, with the
+// offer's telephone-event type (te_pt < 0: none).
+std::string make_sdp(const App &app, const Call &c, int te_pt) {
+  char buf[512], te[128] = "";
   const char *enc = app.audio_pt == 0 ? "PCMU" : "PCMA";
+  unsigned port = app.echo_fd >= 0 ? app.echo_port : c.local_rtp_port;
+  if (te_pt >= 0)
+    std::snprintf(te, sizeof te, "a=rtpmap:%d telephone-event/8000\r\na=fmtp:%d 0-16\r\n", te_pt,
+                  te_pt);
   std::snprintf(buf, sizeof buf,
                 "v=0\r\n"
                 "o=ivrload %u 1 IN IP4 %s\r\n"
                 "s=ivr-load\r\n"
                 "c=IN IP4 %s\r\n"
                 "t=0 0\r\n"
-                "m=audio %u RTP/AVP %d 101\r\n"
+                "m=audio %u RTP/AVP %d%s%s\r\n"
                 "a=rtpmap:%d %s/8000\r\n"
-                "a=rtpmap:101 telephone-event/8000\r\n"
-                "a=fmtp:101 0-16\r\n"
+                "%s"
                 "a=ptime:20\r\n"
                 "a=sendrecv\r\n",
-                c.index + 1, app.local_host.c_str(), app.local_host.c_str(), c.local_rtp_port,
-                app.audio_pt, app.audio_pt, enc);
+                c.index + 1, app.local_host.c_str(), app.local_host.c_str(), port, app.audio_pt,
+                te_pt >= 0 ? " " : "", te_pt >= 0 ? std::to_string(te_pt).c_str() : "",
+                app.audio_pt, enc, te);
   return buf;
+}
+
+std::string make_offer(const App &app, const Call &c) {
+  return make_sdp(app, c, 101);
 }
 
 // ---- SIP thread ----
@@ -720,12 +910,56 @@ void on_final(App &app) {
   }
 }
 
+// --answer: the next free Call takes the INVITE; 200 OK at once with our SDP, media from now.
+void answer_call(App &app, nua_handle_t *nh, sip_t const *sip) {
+  std::string body;
+  if (sip && sip->sip_payload && sip->sip_payload->pl_data)
+    body.assign(sip->sip_payload->pl_data, sip->sip_payload->pl_len);
+  SdpAnswer offer;
+  if (app.accepted >= app.opt.calls || app.stopping || !parse_sdp(body, app.audio_pt, offer)) {
+    app.refused++;
+    bool full = app.accepted >= app.opt.calls || app.stopping;
+    if (app.refused <= 3)
+      std::fprintf(stderr, "ivr-load: refusing an INVITE: %s\n",
+                   full ? "all --calls taken" : "no usable PCMU offer");
+    nua_respond(nh, full ? 486 : 488, full ? "Busy Here" : "Not Acceptable Here", TAG_END());
+    nua_handle_destroy(nh);
+    return;
+  }
+  Call &c = *app.calls[app.accepted++];
+  app.placed = app.accepted;  // "placed" counts the calls we own, for the end condition
+  nua_handle_bind(nh, &c);
+  c.nh = nh;
+  if (sip && sip->sip_call_id && sip->sip_call_id->i_id) c.call_id = sip->sip_call_id->i_id;
+  int64_t now = now_ns();
+  c.invite_ns = c.answer_ns = now;
+  c.final_status = 200;
+  app.final_status_counts[200]++;
+  c.remote.sin_family = AF_INET;
+  c.remote.sin_port = htons(uint16_t(offer.port));
+  inet_pton(AF_INET, offer.ip.c_str(), &c.remote.sin_addr);
+  c.audio_pt = offer.audio_pt;
+  c.te_pt = offer.te_pt;  // echoed in the answer; we send no digits (the pacer's te_pt is -1)
+  nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+              SIPTAG_PAYLOAD_STR(make_sdp(app, c, offer.te_pt).c_str()), TAG_END());
+  c.state = SipState::up;
+  app.up++;
+  app.max_up = std::max(app.max_up, app.up);
+  media_post(app, MediaCmd::start, &c);
+  if (app.up == app.opt.calls && !app.all_up_ns) {
+    app.all_up_ns = now;
+    event_line(app, "all_up up=%u", app.up);
+  }
+  on_final(app);
+}
+
 void nua_callback(nua_event_t event, int status, char const *phrase, nua_t *, App *app,
                   nua_handle_t *nh, Call *c, sip_t const *sip, tagi_t tags[]) {
   if (event == nua_r_shutdown) {
     if (status >= 200) su_root_break(app->root);
     return;
   }
+  if (!c && event == nua_i_invite && app->opt.answer) return answer_call(*app, nh, sip);
   if (!c) {
     // Out-of-dialog requests (there should be none): nua answers them itself.
     if (event == nua_i_invite) nua_respond(nh, 480, "Not here", TAG_END());
@@ -789,8 +1023,10 @@ void nua_callback(nua_event_t event, int status, char const *phrase, nua_t *, Ap
       break;
     case nua_i_invite:  // re-INVITE: media is ours, so answer it by hand (same SDP)
       call.reinvites = true;
-      nua_respond(nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
-                  SIPTAG_PAYLOAD_STR(make_offer(*app, call).c_str()), TAG_END());
+      nua_respond(
+          nh, SIP_200_OK, SIPTAG_CONTENT_TYPE_STR("application/sdp"),
+          SIPTAG_PAYLOAD_STR(make_sdp(*app, call, app->opt.answer ? call.te_pt : 101).c_str()),
+          TAG_END());
       break;
     case nua_i_state: {
       int cs = -1;
@@ -841,7 +1077,7 @@ void on_timer(App *appp, su_timer_t *, App *) {
   }
 
   // Place calls at the configured rate.
-  if (!app.stopping) {
+  if (!app.stopping && !o.answer) {
     double elapsed = double(now - app.start_ns) / 1e9;
     unsigned target = std::min<unsigned>(o.calls, unsigned(elapsed * o.rate) + 1);
     while (app.placed < target) place_call(app, *app.calls[app.placed++]);
@@ -853,6 +1089,10 @@ void on_timer(App *appp, su_timer_t *, App *) {
     for (auto &cp : app.calls) {
       Call &c = *cp;
       if (c.state != SipState::up) continue;
+      if (o.answer) {  // the far end hangs up --hold seconds after its 200 OK
+        if (app.stopping || now - c.answer_ns >= int64_t(o.hold_s * 1e9)) send_bye(app, c);
+        continue;
+      }
       int64_t done = c.digits_done_ns.load(std::memory_order_acquire);
       if (app.stopping || (done && now - done > bye_after)) send_bye(app, c);
       if (!app.digits_begin_ns && c.answer_ns && now >= c.answer_ns + int64_t(o.hold_s * 1e9)) {
@@ -1021,7 +1261,12 @@ void write_report(App &app) {
   std::ostringstream js;
   js.setf(std::ios::fixed);
   js.precision(3);
-  js << "{\"calls\":" << o.calls << ",\"rate\":" << o.rate << ",\"hold_s\":" << o.hold_s
+  js << "{\"mode\":\"" << (o.answer ? "answer-" + o.media : std::string("call")) << "\""
+     << ",\"accepted\":" << app.accepted << ",\"refused\":" << app.refused
+     << ",\"echo\":{\"rx\":" << app.echo_rx << ",\"tx\":" << app.echo_tx
+     << ",\"unknown_source\":" << app.echo_unknown << ",\"send_errors\":" << app.echo_send_errors
+     << ",\"batches\":" << app.echo_batches << "}"
+     << ",\"calls\":" << o.calls << ",\"rate\":" << o.rate << ",\"hold_s\":" << o.hold_s
      << ",\"run_s\":" << run_s << ",\"answered\":" << answered << ",\"max_up\":" << app.max_up
      << ",\"all_up_s\":" << secs(app, app.all_up_ns)
      << ",\"first_end_s\":" << secs(app, app.first_end_ns) << ",\"all_up_window_s\":" << window_s
@@ -1042,13 +1287,17 @@ void write_report(App &app) {
      << ",\"rx_expected_by_time\":" << rx_exp_time << ",\"rx_bad\":" << rx_bad
      << ",\"ssrc_changes\":" << ssrc_changes << ",\"answered_calls_without_rx\":" << no_rx_calls
      << ",\"max_gap_ms\":" << max_gap_ms << ",\"jitter_ms_p50\":" << percentile(jit, 50)
-     << ",\"jitter_ms_max\":" << max_jit << "}"
+     << ",\"jitter_ms_max\":" << max_jit << ",\"transit_ms\":{\"stamped\":" << g_transit.count
+     << ",\"p50\":" << transit_percentile_ms(50) << ",\"p99\":" << transit_percentile_ms(99)
+     << ",\"p999\":" << transit_percentile_ms(99.9) << ",\"max\":" << double(g_transit.max_ns) / 1e6
+     << ",\"over_20ms\":" << transit_over_ms(20) << ",\"over_50ms\":" << transit_over_ms(50)
+     << ",\"over_100ms\":" << transit_over_ms(100) << "}}"
      << ",\"generator\":{\"loops\":" << ms.loops
      << ",\"max_late_ms\":" << double(ms.max_late_ns) / 1e6 << ",\"late_over_2ms\":" << ms.late_2ms
      << ",\"late_over_5ms\":" << ms.late_5ms << ",\"max_loop_ms\":" << double(ms.max_loop_ns) / 1e6
      << ",\"max_wait_ms\":" << double(ms.max_wake_ns) / 1e6
-     << ",\"late_over_10ms\":" << ms.late_10ms << ",\"skipped_frames\":" << ms.skipped_frames
-     << ",\"send_errors\":" << ms.send_errors << "}"
+     << ",\"late_over_10ms\":" << ms.late_10ms << ",\"stalls_over_50ms\":" << ms.stalls
+     << ",\"skipped_frames\":" << ms.skipped_frames << ",\"send_errors\":" << ms.send_errors << "}"
      << ",\"dtmf\":{\"checked\":" << (have_log ? "true" : "false")
      << ",\"calls_sent\":" << dtmf_complete << ",\"calls_correct\":" << calls_ok
      << ",\"calls_wrong\":" << calls_wrong << ",\"calls_wrong_source_only\":" << wrong_source
@@ -1084,7 +1333,8 @@ void write_report(App &app) {
   if (!o.calls_csv.empty()) {
     std::ofstream f(o.calls_csv);
     f << "index,call_id,status,invite_200_ms,answer_s,end_s,server_bye_s,our_bye_s,digits_sent,"
-         "digits_got,source,tx,rx,rx_expected_seq,jitter_ms,max_gap_ms,max_gap_end_s\n";
+         "digits_got,source,tx,rx,rx_expected_seq,jitter_ms,max_gap_ms,max_gap_end_s,"
+         "max_transit_ms\n";
     for (auto &cp : app.calls) {
       Call &c = *cp;
       std::string got, source;
@@ -1096,7 +1346,7 @@ void write_report(App &app) {
       char line[512];
       std::snprintf(line, sizeof line,
                     "%u,%s,%d,%.3f,%.3f,%.3f,%.3f,%.3f,%s,%s,%s,%" PRIu64 ",%" PRIu64 ",%" PRIu64
-                    ",%.2f,%.1f,%.3f\n",
+                    ",%.2f,%.1f,%.3f,%.2f\n",
                     c.index, c.call_id.c_str(), c.final_status,
                     c.answer_ns ? double(c.answer_ns - c.invite_ns) / 1e6 : -1.0,
                     secs(app, c.answer_ns), secs(app, c.end_ns), secs(app, c.server_bye_ns),
@@ -1104,7 +1354,8 @@ void write_report(App &app) {
                     c.digits_done_ns.load() ? (c.digits + "#").c_str() : "", got.c_str(),
                     source.c_str(), c.tx_packets, c.rx_packets,
                     c.rx_have ? c.rx_expected_seq + c.rx_max_seq - c.rx_base_seq + 1 : 0,
-                    c.jitter / 8.0, double(c.rx_max_gap_ns) / 1e6, secs(app, c.rx_max_gap_at_ns));
+                    c.jitter / 8.0, double(c.rx_max_gap_ns) / 1e6, secs(app, c.rx_max_gap_at_ns),
+                    double(c.max_transit_ns) / 1e6);
       f << line;
     }
   }
@@ -1180,7 +1431,18 @@ int main(int argc, char **argv) {
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;
   epoll_ctl(app.epfd, EPOLL_CTL_ADD, app.tfd, &ev);
+  if (o.answer && o.media == "echo") {  // one socket for every call
+    app.echo_fd = open_rtp_socket(app, app.echo_port);
+    int buf = 8 << 20;  // a stall must not drop: the kernel caps this at rmem_max/wmem_max
+    setsockopt(app.echo_fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    setsockopt(app.echo_fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    ev.data.ptr = kEchoTag;
+    epoll_ctl(app.epfd, EPOLL_CTL_ADD, app.echo_fd, &ev);
+    std::fprintf(stderr, "ivr-load: answering on %s, RTP echo on port %u\n", o.local.c_str(),
+                 app.echo_port);
+  }
   for (auto &c : app.calls) {  // all sockets up front: the run itself opens none
+    if (app.echo_fd >= 0) break;
     c->fd = open_rtp_socket(app, c->local_rtp_port);
     epoll_event cev{};
     cev.events = EPOLLIN;
@@ -1211,7 +1473,11 @@ int main(int argc, char **argv) {
 
   app.media_thread = std::thread(media_main, std::ref(app));
   app.start_ns = now_ns();
-  event_line(app, "start calls=%u rate=%.1f hold=%.1f", o.calls, o.rate, o.hold_s);
+  if (o.answer)
+    event_line(app, "start answer calls=%u hold=%.1f media=%s rtp_port=%u", o.calls, o.hold_s,
+               o.media.c_str(), app.echo_port);
+  else
+    event_line(app, "start calls=%u rate=%.1f hold=%.1f", o.calls, o.rate, o.hold_s);
   app.timer = su_timer_create(su_root_task(app.root), 10);
   su_timer_run(app.timer, on_timer, &app);
   su_root_run(app.root);
