@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import signal
 import subprocess
 import sys
@@ -30,7 +29,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run_load import (CLK_TCK, Reader, core_ticks, free_port, free_range, loadavg,  # noqa: E402
-                      proc_cpu_ticks, proc_sched_ns, proc_status, proc_threads, stop,
+                      print_table_from, proc_cpu_ticks, proc_sched_ns, proc_status, proc_threads,
+                      raise_fd_limit, stop,
                       thread_roles, udp_drops, udp_snmp, wait_for_text, wait_quiet)
 
 
@@ -377,18 +377,10 @@ def main():
                     help="only print the table of an earlier run's results.json")
     args = ap.parse_args()
     if args.table_from:
-        with open(args.table_from) as f:
-            print(HEADER)
-            for r in json.load(f):
-                print(fmt_row(r))
-        return
+        return print_table_from(args.table_from, HEADER, fmt_row)
     args.build = os.path.abspath(args.build)
     os.makedirs(args.out, exist_ok=True)
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 8 * max(int(x) for x in args.calls.split(",")) + 1024
-    if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
-    log(f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)}; load average {loadavg()}")
+    raise_fd_limit(args.calls, log)
 
     rows = []
     for n in [int(x) for x in args.calls.split(",") for _ in range(args.repeat)]:

@@ -434,6 +434,23 @@ HEADER = ("| N | max up | ivr-hello CPU (% of one core) | per call | RSS per cal
           "|---|---|---|---|---|---|---|---|---|")
 
 
+
+def print_table_from(path, header, fmt_row):
+    """Prints the table of an earlier run's results.json."""
+    with open(path) as f:
+        print(header)
+        for r in json.load(f):
+            print(fmt_row(r))
+
+
+def raise_fd_limit(calls_csv, log):
+    """Each call costs a few sockets on each side: raise RLIMIT_NOFILE for the largest N."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 8 * max(int(x) for x in calls_csv.split(",")) + 1024
+    if soft < need:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
+    log(f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)}; load average {loadavg()}")
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -461,19 +478,11 @@ def main():
                     help="only print the table of an earlier run's results.json")
     args = ap.parse_args()
     if args.table_from:
-        with open(args.table_from) as f:
-            print(HEADER)
-            for r in json.load(f):
-                print(fmt_row(r))
-        return
+        return print_table_from(args.table_from, HEADER, fmt_row)
     args.build = os.path.abspath(args.build)
     os.makedirs(args.out, exist_ok=True)
 
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = 8 * max(int(x) for x in args.calls.split(",")) + 1024
-    if soft < need:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
-    log(f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)}; load average {loadavg()}")
+    raise_fd_limit(args.calls, log)
 
     rows = []
     for n in [int(x) for x in args.calls.split(",") for _ in range(args.repeat)]:
