@@ -548,6 +548,13 @@ def _set(config: dict, dotted: str, value):
 
 _DELETE = object()
 
+
+def _routing(dotted: str, value) -> dict:
+    """The demo configuration's routing with one member changed."""
+    routing = json.loads(DEMO_CONFIG.read_text())["routing"]
+    _set(routing, dotted, value)
+    return routing
+
 CONFIG_ERRORS = [
     ("sip.port", 70000, "config sip.port: must be 1-65535"),
     ("sip.port", "5060", "config sip.port: must be an integer 1-65535"),
@@ -575,6 +582,13 @@ CONFIG_ERRORS = [
                                                    "secrets": ["no.such.key"]}]},
      'config webhooks.endpoints[0].secrets[0]: secret "no.such.key": environment variable '
      "IVR_SECRET_NO_SUCH_KEY is not set"),
+    ("routing", [], "config routing: must be an object (targets, target_sets, schedules, plans)"),
+    ("routing", _routing("targets.dialer_a.capacity", 0),
+     "config routing.targets.dialer_a.capacity: must be an integer from 1 to 100000"),
+    ("routing", _routing("targets.dialer_b.delivery", "fax"),
+     'config routing.targets.dialer_b.delivery: must be "bridge", "refer" or "redirect"'),
+    ("routing", _routing("plans.agents.entries", [{"targets": ["nobody"]}]),
+     "config routing.plans.agents.entries[0].targets"),
 ]
 
 
